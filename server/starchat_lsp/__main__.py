@@ -1,0 +1,3 @@
+from starchat_lsp.cli import main
+
+raise SystemExit(main())

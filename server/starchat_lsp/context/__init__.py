@@ -1,0 +1,1 @@
+"""Syntax context (tree-sitter), prompt building, token budgets and answer parsing."""

@@ -1,0 +1,27 @@
+"""Model engines behind one interface (no pygls here)."""
+
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    CompletionPrompt,
+    Engine,
+    GenerationResult,
+    GenerationSettings,
+    StopReason,
+    TextStream,
+)
+from starchat_lsp.engine.errors import EngineError, ModelLoadError, ModelNotPulledError
+
+__all__ = [
+    "CancelFlag",
+    "ChatMessage",
+    "CompletionPrompt",
+    "Engine",
+    "EngineError",
+    "GenerationResult",
+    "GenerationSettings",
+    "ModelLoadError",
+    "ModelNotPulledError",
+    "StopReason",
+    "TextStream",
+]

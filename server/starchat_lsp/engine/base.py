@@ -1,0 +1,160 @@
+"""The one engine interface every backend implements, and the data it speaks.
+
+Nothing here knows about LSP or about a particular backend: the language server, the CLI and the
+eval harness all drive a model through `Engine.chat` / `Engine.complete` and read a `TextStream`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionPrompt:
+    """A raw prompt for completion; with a `suffix` the backend uses fill-in-the-middle if it can."""
+
+    prefix: str
+    suffix: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationSettings:
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0 means greedy: the same answer every time
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # generation ends before the first of these strings
+    time_limit_s: float | None = None  # wall-clock limit for the generation itself
+    seed: int | None = None
+
+
+class StopReason(str, Enum):
+    EOS = "eos"
+    STOP_STRING = "stop_string"
+    LENGTH = "length"
+    TIME = "time"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(kw_only=True)
+class GenerationResult:
+    text: str
+    stop_reason: StopReason
+    tokens_in: int
+    tokens_out: int
+    time_to_first_token_s: float | None  # None when no token came
+    total_s: float
+    error: str | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decoding speed after the first token (the prompt's cost is in time_to_first_token_s)."""
+        if self.time_to_first_token_s is None or self.tokens_out < 2:
+            return 0.0
+        decode_s = self.total_s - self.time_to_first_token_s
+        return (self.tokens_out - 1) / decode_s if decode_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "stop_reason": self.stop_reason.value,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "time_to_first_token_s": self.time_to_first_token_s,
+            "tokens_per_s": round(self.tokens_per_s, 2),
+            "total_s": round(self.total_s, 3),
+            "error": self.error,
+        }
+
+
+class CancelFlag:
+    """Set from any thread; the backend checks it between tokens and stops within one."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class TextStream:
+    """Text chunks as the model produces them; `result` is set once iteration ends.
+
+    Iterating is the only way to drive it: a backend yields chunks from its own worker, and the
+    consumer (CLI printing, LSP progress) reads them on its own thread.
+    """
+
+    chunks: Iterator[str]
+    cancel_flag: CancelFlag
+    _result_box: list[GenerationResult] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.chunks
+
+    def cancel(self) -> None:
+        self.cancel_flag.cancel()
+
+    @property
+    def result(self) -> GenerationResult:
+        if not self._result_box:
+            raise RuntimeError("the stream has not finished yet: iterate it to the end first")
+        return self._result_box[0]
+
+    def finish(self) -> GenerationResult:
+        """Consume what is left and return the result."""
+        for _ in self.chunks:
+            pass
+        return self.result
+
+
+ProgressCallback = Callable[[str], None]
+
+
+class Engine(Protocol):
+    """What every backend (transformers, llama.cpp, HTTP) offers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model can attend to: prompt plus answer."""
+        ...
+
+    def load(self, progress: ProgressCallback | None = None) -> None:
+        """Load the model once; later calls return at once. Raises ModelLoadError."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream: ...
+
+    def complete(
+        self,
+        prompt: CompletionPrompt,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Model catalogue, pulling from packages, conversion and the local cache."""
