@@ -23,7 +23,7 @@ class ChatMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class CompletionPrompt:
-    """A raw prompt for completion; with a `suffix` the backend uses fill-in-the-middle if it can."""
+    """A raw completion prompt; with a `suffix` the backend uses fill-in-the-middle if it can."""
 
     prefix: str
     suffix: str | None = None
@@ -56,6 +56,7 @@ class GenerationResult:
     tokens_out: int
     time_to_first_token_s: float | None  # None when no token came
     total_s: float
+    queue_wait_s: float = 0.0  # time spent waiting for the model worker before starting
     error: str | None = None
 
     @property
@@ -74,6 +75,7 @@ class GenerationResult:
             "time_to_first_token_s": self.time_to_first_token_s,
             "tokens_per_s": round(self.tokens_per_s, 2),
             "total_s": round(self.total_s, 3),
+            "queue_wait_s": round(self.queue_wait_s, 3),
             "error": self.error,
         }
 
@@ -103,6 +105,8 @@ class TextStream:
     chunks: Iterator[str]
     cancel_flag: CancelFlag
     _result_box: list[GenerationResult] = field(default_factory=list)
+    # Tokens generated so far, read live from any thread (progress reports, cancel tests).
+    tokens_out_now: Callable[[], int] = lambda: 0
 
     def __iter__(self) -> Iterator[str]:
         return self.chunks

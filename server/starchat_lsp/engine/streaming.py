@@ -1,0 +1,89 @@
+"""The bridge between `model.generate` on the worker thread and the reader of the text.
+
+`TokenStreamer` emits text token by token (TextIteratorStreamer waits for word ends), holds back
+what could start a stop string, and records timing. `GenerationStopper` is the StoppingCriteria
+that ends `generate()` at the next token on cancel, stop string or time limit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, TextIteratorStreamer
+
+from starchat_lsp.engine.base import CancelFlag, StopReason
+from starchat_lsp.engine.stop_strings import StopStringMatcher
+
+
+class TokenStreamer(TextIteratorStreamer):
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._matcher = StopStringMatcher(stops)
+        self._generated: list[int] = []
+        self._decoded_len = 0
+        self.tokens_out = 0
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.last_token_id: int | None = None
+        self.text = ""
+
+    @property
+    def stop_string_hit(self) -> bool:
+        return self._matcher.hit is not None
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.next_tokens_are_prompt:  # generate() first hands over the prompt itself
+            self.next_tokens_are_prompt = False
+            return
+        token_ids = value.reshape(-1).tolist()
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        self.tokens_out += len(token_ids)
+        self.last_token_id = int(token_ids[-1])
+        if self.stop_string_hit:
+            return
+        self._generated.extend(token_ids)
+        # Decoding the whole answer each time keeps spaces and multi-token characters right.
+        decoded = str(self.tokenizer.decode(self._generated, **self.decode_kwargs))
+        if decoded.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            return
+        self._emit(self._matcher.feed(decoded[self._decoded_len :]))
+        self._decoded_len = len(decoded)
+
+    def end(self) -> None:
+        self._emit(self._matcher.flush())
+        self.text_queue.put(self.stop_signal, timeout=self.timeout)
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self.text += text
+            self.text_queue.put(text, timeout=self.timeout)
+
+
+class GenerationStopper(StoppingCriteria):
+    """Read once per generated token: it is what makes cancel stop within one token."""
+
+    def __init__(
+        self, cancel: CancelFlag, streamer: TokenStreamer, time_limit_s: float | None
+    ) -> None:
+        self._cancel = cancel
+        self._streamer = streamer
+        self._deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+        self.reason: StopReason | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> Any:
+        if self.reason is None:
+            if self._cancel.cancelled:
+                self.reason = StopReason.CANCELLED
+            elif self._streamer.stop_string_hit:
+                self.reason = StopReason.STOP_STRING
+            elif self._deadline is not None and time.monotonic() >= self._deadline:
+                self.reason = StopReason.TIME
+        return torch.full(
+            (input_ids.shape[0],),
+            self.reason is not None,
+            dtype=torch.bool,
+            device=input_ids.device,
+        )

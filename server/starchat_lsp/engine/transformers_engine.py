@@ -1,0 +1,234 @@
+"""The reference backend: a Hugging Face transformers model on CPU or GPU.
+
+One worker thread owns the model, so requests queue instead of running it concurrently; the
+caller's thread reads the streamed text, and closing the stream early cancels the generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from starchat_lsp.engine import templates
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    CompletionPrompt,
+    GenerationResult,
+    GenerationSettings,
+    ProgressCallback,
+    StopReason,
+    TextStream,
+)
+from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.engine.loading import (
+    LoadedModel,
+    choose_device,
+    choose_dtype,
+    load_transformers_model,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_WINDOW = 2048
+
+
+class TransformersEngine:
+    def __init__(
+        self,
+        location: str,
+        *,
+        name: str | None = None,
+        is_hub_id: bool = False,
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> None:
+        self._location = location
+        self._name = name or location
+        self._is_hub_id = is_hub_id
+        self._device_setting = device
+        self._dtype_setting = dtype
+        self._loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-model")
+        self.load_time_s: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            self.load()
+        assert self._loaded is not None
+        return self._loaded
+
+    @property
+    def context_window(self) -> int:
+        config = self.loaded.model.config
+        window = getattr(config, "max_position_embeddings", None)
+        return int(window) if window else DEFAULT_CONTEXT_WINDOW
+
+    def load(self, progress: ProgressCallback | None = None) -> None:
+        with self._load_lock:
+            if self._loaded is not None:
+                return
+            started = time.monotonic()
+            device = choose_device(self._device_setting)
+            dtype = choose_dtype(self._dtype_setting, device)
+            self._loaded = load_transformers_model(
+                self._location,
+                is_hub_id=self._is_hub_id,
+                device=device,
+                dtype=dtype,
+                progress=progress,
+            )
+            self.load_time_s = time.monotonic() - started
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+
+    def render_chat(self, messages: list[ChatMessage]) -> str:
+        return templates.render_chat(self.loaded.tokenizer, messages)
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        prompt = self.render_chat(messages)
+        # The template already wrote any BOS token it wants.
+        return self._stream(prompt, settings, cancel, add_special_tokens=False)
+
+    def complete(
+        self,
+        prompt: CompletionPrompt,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        text = templates.render_completion(self.loaded.tokenizer, prompt)
+        return self._stream(text, settings, cancel, add_special_tokens=True)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None,
+        *,
+        add_special_tokens: bool,
+    ) -> TextStream:
+        from starchat_lsp.engine.streaming import GenerationStopper, TokenStreamer
+
+        loaded = self.loaded
+        flag = cancel or CancelFlag()
+        stops = tuple(settings.stop) + templates.end_strings(loaded.tokenizer)
+        streamer = TokenStreamer(loaded.tokenizer, stops)
+        stopper = GenerationStopper(flag, streamer, settings.time_limit_s)
+        inputs = loaded.tokenizer(
+            prompt, return_tensors="pt", add_special_tokens=add_special_tokens
+        )
+        inputs = inputs.to(loaded.device)
+        tokens_in = int(inputs["input_ids"].shape[1])
+        result_box: list[GenerationResult] = []
+        submitted = time.monotonic()
+        future = self._worker.submit(self._generate, inputs, settings, streamer, stopper, flag)
+
+        def chunks() -> Iterator[str]:
+            try:
+                yield from streamer
+            finally:
+                # Reached on normal end, on error and when the reader stops early: in that last
+                # case the model must not keep running for nobody.
+                if not future.done():
+                    flag.cancel()
+            result_box.append(self._result(future, streamer, stopper, tokens_in, submitted))
+            if result_box[0].stop_reason is StopReason.ERROR:
+                raise EngineError(f"generation failed: {result_box[0].error}")
+
+        return TextStream(chunks(), flag, result_box, lambda: streamer.tokens_out)
+
+    def _generate(
+        self,
+        inputs: Any,
+        settings: GenerationSettings,
+        streamer: Any,
+        stopper: Any,
+        flag: CancelFlag,
+    ) -> None:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        loaded = self.loaded
+        streamer.started_at = time.monotonic()
+        try:
+            if flag.cancelled:  # cancelled while it waited in the queue: don't start at all
+                stopper.reason = StopReason.CANCELLED
+                return
+            sampling = settings.temperature > 0
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+            generation_config = loaded.model.generation_config
+            eos_ids = templates.end_token_ids(loaded.tokenizer, generation_config.eos_token_id)
+            with torch.inference_mode():
+                loaded.model.generate(
+                    **inputs,
+                    max_new_tokens=settings.max_new_tokens,
+                    do_sample=sampling,
+                    temperature=settings.temperature if sampling else None,
+                    top_p=settings.top_p if sampling else None,
+                    top_k=None,
+                    eos_token_id=eos_ids,
+                    pad_token_id=loaded.tokenizer.pad_token_id
+                    if loaded.tokenizer.pad_token_id is not None
+                    else eos_ids[0],
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([stopper]),
+                )
+        finally:
+            streamer.end()
+
+    def _result(
+        self,
+        future: Future[None],
+        streamer: Any,
+        stopper: Any,
+        tokens_in: int,
+        submitted: float,
+    ) -> GenerationResult:
+        finished = time.monotonic()
+        error = future.exception()
+        first = streamer.first_token_at
+        if error is not None:
+            log.error("generation failed", exc_info=error)
+            reason = StopReason.ERROR
+        elif stopper.reason is not None:
+            reason = stopper.reason
+        elif streamer.last_token_id is not None and streamer.last_token_id in self._eos_ids():
+            reason = StopReason.EOS
+        else:
+            reason = StopReason.LENGTH
+        return GenerationResult(
+            text=streamer.text,
+            stop_reason=reason,
+            tokens_in=tokens_in,
+            tokens_out=streamer.tokens_out,
+            time_to_first_token_s=None if first is None else first - streamer.started_at,
+            total_s=finished - streamer.started_at,
+            queue_wait_s=max(0.0, streamer.started_at - submitted),
+            error=None if error is None else f"{type(error).__name__}: {error}",
+        )
+
+    def _eos_ids(self) -> list[int]:
+        loaded = self.loaded
+        return templates.end_token_ids(
+            loaded.tokenizer, loaded.model.generation_config.eos_token_id
+        )

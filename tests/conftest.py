@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import CHATML_TEMPLATE, build_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_chatml_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model whose tokenizer has a ChatML chat template."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml"), chat_template=CHATML_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def tiny_starchat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model with no chat template: the engine must use the StarChat format."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-starchat"), chat_template=None)

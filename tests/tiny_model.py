@@ -1,0 +1,73 @@
+"""A tiny random causal LM with a real byte-level BPE tokenizer, built in seconds for tests.
+
+It goes through the same `save_pretrained` / `from_pretrained` path as real models, so tests
+exercise the real loading, templating and streaming code; only the weights are random.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+CORPUS = [
+    "def add(a, b):\n    return a + b\n",
+    "for i in range(10):\n    print(i)\n",
+    "The function has a bug on line 3: the loop stops one element early.\n",
+    "```python\ndef last(xs):\n    return xs[-1]\n```\n",
+    "class Stack:\n    def push(self, item):\n        self.items.append(item)\n",
+    "I wrote this code and it has a bug, what's wrong? Explain the fix.\n",
+    "héllo wörld ünïcode 😀 — naïve café\n",
+]
+
+
+def build_tiny_model(folder: Path, *, chat_template: str | None, seed: int = 0) -> Path:
+    """Save a tiny Llama model and tokenizer to `folder`; `chat_template=None` means none."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|end|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(CORPUS * 20, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>", "<|end|>"],
+    )
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=None,
+    )
+    model = LlamaForCausalLM(config)
+    # Random weights end a turn at random; a model that never ends on its own makes the length,
+    # time and cancel tests deterministic. (The end-of-turn path is tested on the real model.)
+    model.generation_config.suppress_tokens = fast.convert_tokens_to_ids(special)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
