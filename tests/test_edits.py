@@ -55,7 +55,6 @@ lines = st.lists(st.sampled_from(["a", "b", "c", "  d", ""]), max_size=12)
 
 @given(lines, lines)
 def test_line_edits_turn_old_into_new(old: list[str], new: list[str]) -> None:
-    old_text, new_text = "\n".join(old), "\n".join(new)
-    assert (
-        apply(old_text, edits.line_edits(old_text, new_text)).splitlines() == new_text.splitlines()
-    )
+    old_text = "".join(f"{line}\n" for line in old)
+    new_text = "".join(f"{line}\n" for line in new)
+    assert apply(old_text, edits.line_edits(old_text, new_text)) == new
