@@ -16,10 +16,11 @@ def test_fix_edit_touches_only_changed_lines() -> None:
     assert found == [edits.LineEdit(1, 2, ("B",))]
 
 
-def test_changed_lines_are_lines_of_the_new_text() -> None:
-    assert edits.changed_lines("a\nb\nc\n", "a\nx\ny\nc\n") == [1, 2]
-    assert edits.changed_lines("a\nb\nc\n", "a\nc\n") == [1]
-    assert edits.changed_lines("same\n", "same\n") == []
+def test_replaced_lines_are_lines_of_the_old_text() -> None:
+    assert edits.replaced_lines("a\nb\nc\nd\n", "a\nx\ny\nz\nd\n") == [1, 2]
+    assert edits.replaced_lines("a\nb\nc\n", "a\nc\n") == [1]
+    assert edits.replaced_lines("a\nc\n", "a\nb\nc\n") == [1]
+    assert edits.replaced_lines("same\n", "same\n") == []
 
 
 def test_replace_lines_reindents_a_method_answered_at_column_zero() -> None:

@@ -76,13 +76,13 @@ def line_edits(old: str, new: str) -> list[LineEdit]:
     ]
 
 
-def changed_lines(old: str, new: str) -> list[int]:
-    """0-based lines of `new` that differ from `old` (where a fix's diagnostics belong)."""
-    lines: set[int] = set()
-    for _i1, _i2, j1, j2 in _changed_opcodes(old, new):
-        # A pure deletion changes no line of `new`: point at the line that now stands there.
-        lines.update(range(j1, max(j2, j1 + 1)))
-    return sorted(lines)
+def replaced_lines(old: str, new: str) -> list[int]:
+    """0-based lines of `old` that the edit replaces or deletes (where a bug was fixed)."""
+    found: set[int] = set()
+    for i1, i2, _j1, _j2 in _changed_opcodes(old, new):
+        # A pure insertion replaces nothing: point at the line it goes before.
+        found.update(range(i1, max(i2, i1 + 1)))
+    return sorted(found)
 
 
 def unified_diff(old: str, new: str, path: str, context: int = 3) -> str:

@@ -1,0 +1,227 @@
+"""`feedback`, `fix`, `explain` and `ask`: the assistant's main jobs without an editor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from starchat_lsp import tasks
+from starchat_lsp.cli import terminal
+from starchat_lsp.cli.errors import UserError
+from starchat_lsp.cli.targets import parse_target, read_source, zero_based_range
+from starchat_lsp.context import answers, prompts, syntax
+from starchat_lsp.context.budget import ContextTooSmallError
+from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
+from starchat_lsp.engine.factory import EngineSettings, create_engine
+from starchat_lsp.engine.loading import DEVICES, DTYPES
+from starchat_lsp.models.catalogue import DEFAULT_MODEL
+
+HELP = {
+    tasks.TaskKind.FEEDBACK: "stream a review of buggy code, then the proposed fix as a diff",
+    tasks.TaskKind.FIX: "propose a fix as a diff (--apply writes it)",
+    tasks.TaskKind.EXPLAIN: "explain what the code does",
+}
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"catalogue name, model folder or hub id (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--max-new-tokens", type=int, default=512, metavar="N")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 = greedy, the same answer every time (default)",
+    )
+    parser.add_argument("--system-prompt", default=None, help="replace the default system prompt")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def register(subparsers: Any) -> None:
+    for kind, help_text in HELP.items():
+        parser = subparsers.add_parser(kind.value, help=help_text, description=help_text)
+        parser.add_argument(
+            "target",
+            metavar="FILE[:START-END]",
+            help="a file, a line (its function) or a range of lines, 1-based",
+        )
+        parser.add_argument(
+            "--note", default=None, help="what you saw go wrong (an error, a wrong result)"
+        )
+        if kind in tasks.FIXING:
+            parser.add_argument(
+                "--apply",
+                action="store_true",
+                help="write the fix into the file (atomically, FILE.orig kept)",
+            )
+        _model_options(parser)
+        parser.set_defaults(func=run_code_task, kind=kind)
+    ask = subparsers.add_parser("ask", help="write code for an instruction (code to stdout)")
+    ask.add_argument("instruction")
+    ask.add_argument("--language", default=None, help="the language to write in")
+    _model_options(ask)
+    ask.set_defaults(func=run_ask)
+
+
+def _settings(args: argparse.Namespace) -> GenerationSettings:
+    if args.max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be at least 1")
+    if args.temperature < 0:
+        raise UserError("--temperature must be 0 or more")
+    return GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    engine = create_engine(EngineSettings(model=args.model, device=args.device, dtype=args.dtype))
+    terminal.load_engine(engine)
+    return engine
+
+
+def _stats(engine: Engine, result: GenerationResult) -> None:
+    load_time = getattr(engine, "load_time_s", None)
+    terminal.stderr.print(f"[dim]{terminal.describe(engine.name, result, load_time)}[/dim]")
+
+
+def run_code_task(args: argparse.Namespace) -> int:
+    kind: tasks.TaskKind = args.kind
+    settings = _settings(args)
+    target = parse_target(args.target)
+    text = read_source(target.path)
+    if not text.strip():
+        raise UserError(f"{target.path} is empty: there is no code to look at")
+    language = syntax.language_for_path(str(target.path))
+    named = zero_based_range(target, text)
+    if named is None:
+        start, end = 0, len(text.splitlines()) - 1
+    elif target.end is None:
+        start, end = tasks.lines_for(text, language, named[0])
+    else:
+        start, end = named
+    request = tasks.CodeRequest(
+        text=text,
+        path=str(target.path),
+        start_line=start,
+        end_line=end,
+        language=language,
+        note=args.note,
+    )
+    engine = _engine(args)
+    try:
+        prepared = tasks.prepare(
+            kind,
+            request,
+            engine,
+            max_new_tokens=settings.max_new_tokens,
+            system_prompt=args.system_prompt,
+        )
+    except ContextTooSmallError as error:
+        raise UserError(f"{error}: select fewer lines or raise the model's context") from None
+    for note in prepared.notes:
+        terminal.stderr.print(f"[yellow]note:[/yellow] {note}")
+    stream = engine.chat(prepared.messages, settings)
+    result = terminal.stream_text(stream, None if args.json else sys.stdout)
+    outcome = tasks.conclude(kind, request, prepared, result)
+    applied = _apply(args, target.path, outcome) if kind in tasks.FIXING else False
+    if args.json:
+        print(json.dumps(_as_json(args, engine, request, prepared, outcome, result, applied)))
+    else:
+        _report(kind, outcome)
+        _stats(engine, result)
+    if getattr(args, "apply", False) and not applied:
+        return 1
+    return 0
+
+
+def _report(kind: tasks.TaskKind, outcome: tasks.Outcome) -> None:
+    sys.stdout.flush()  # the answer first, then the summary on stderr
+    if outcome.lines:
+        shown = ", ".join(str(line + 1) for line in outcome.lines)
+        terminal.stderr.print(f"[bold]lines:[/bold] {shown}")
+    if kind not in tasks.FIXING:
+        return
+    if not outcome.diff:
+        terminal.stderr.print("[yellow]no fix proposed[/yellow] (no code block with a change)")
+        return
+    terminal.stderr.print("[bold]proposed fix:[/bold]")
+    terminal.print_diff(outcome.diff)
+    for problem in outcome.problems:
+        terminal.stderr.print(f"[yellow]warning:[/yellow] {problem}")
+
+
+def _apply(args: argparse.Namespace, path: Any, outcome: tasks.Outcome) -> bool:
+    if not args.apply:
+        return False
+    if not outcome.applicable or outcome.new_text is None:
+        reasons = "; ".join(outcome.problems) or "the answer has no fix"
+        terminal.stderr.print(f"[red]not applied:[/red] {reasons}")
+        return False
+    backup = terminal.write_atomically(path, outcome.new_text)
+    terminal.stderr.print(f"[green]applied[/green] to {path} (backup: {backup})")
+    return True
+
+
+def _as_json(
+    args: argparse.Namespace,
+    engine: Engine,
+    request: tasks.CodeRequest,
+    prepared: tasks.Prepared,
+    outcome: tasks.Outcome,
+    result: GenerationResult,
+    applied: bool,
+) -> dict[str, object]:
+    return {
+        "command": args.kind.value,
+        "model": engine.name,
+        "path": request.path,
+        "start_line": request.start_line + 1,
+        "end_line": request.end_line + 1,
+        "answer": outcome.answer,
+        "complete": outcome.complete,
+        "lines": [line + 1 for line in outcome.lines],
+        "fix": outcome.fix,
+        "diff": outcome.diff,
+        "problems": outcome.problems,
+        "applied": applied,
+        "notes": list(prepared.notes),
+        "load_time_s": getattr(engine, "load_time_s", None),
+        "metrics": result.as_dict(),
+    }
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not args.instruction.strip():
+        raise UserError("the instruction is empty: say what code you want")
+    engine = _engine(args)
+    messages = prompts.build_instruction_prompt(
+        args.instruction, args.language, system_prompt=args.system_prompt
+    )
+    # The whole answer streams to stderr as it comes; stdout gets only the code, for pipes.
+    result = terminal.stream_text(
+        engine.chat(messages, settings), None if args.json else sys.stderr
+    )
+    blocks = answers.code_blocks(result.text)
+    code = max(blocks, key=lambda block: len(block.code)).code if blocks else result.text
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "command": "ask",
+                    "model": engine.name,
+                    "answer": result.text,
+                    "code": code,
+                    "metrics": result.as_dict(),
+                }
+            )
+        )
+    else:
+        print(code)
+        _stats(engine, result)
+    return 0

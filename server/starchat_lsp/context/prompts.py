@@ -1,0 +1,178 @@
+"""Every word we say to the model: chat prompts for feedback, fixes, explanations, instructions.
+
+Line numbers in prompts are the document's, 1-based, as editors show them. Only the feedback
+prompt numbers each line (`12 | code`), because there the model must name lines; it is told the
+numbers are not code, and `answers.pick_fix` strips them if it copies them anyway. The other
+prompts give plain code and say where it starts. Prompts stay short: the models are small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starchat_lsp.context import languages
+from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful, precise coding assistant. Answer briefly and put code in fenced blocks."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeContext:
+    """A selection of a document and what surrounds it, ready to be put into a prompt.
+
+    Lines are 0-based and end-inclusive. `enclosing` is the full text of the definition around
+    the selection, starting at `enclosing_start_line` (prompts replace the selected lines in it by
+    a placeholder). `notes` say what was left out to fit the model; they reach model and user.
+    """
+
+    code: str
+    language: str | None = None
+    path: str | None = None
+    start_line: int = 0
+    end_line: int = 0
+    enclosing: str | None = None
+    enclosing_start_line: int | None = None
+    imports: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _messages(system_prompt: str | None, user: str) -> list[ChatMessage]:
+    # An empty system prompt means none: some chat templates have no system role.
+    system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    head = [ChatMessage("system", system)] if system else []
+    return [*head, ChatMessage("user", user)]
+
+
+def _tag(language: str | None) -> str:
+    return language or ""
+
+
+def _named(language: str | None) -> str:
+    """ "Python code", or just "code" when we don't know the language."""
+    return f"{languages.DISPLAY_NAMES.get(language, language)} code" if language else "code"
+
+
+def _fence(code: str, language: str | None) -> str:
+    fence = "```"
+    while fence in code:  # code that holds a fence needs a longer one around it
+        fence += "`"
+    return f"{fence}{_tag(language)}\n{code}\n{fence}"
+
+
+def _last_line(ctx: CodeContext) -> int:
+    return max(ctx.end_line, ctx.start_line + ctx.code.count("\n"))
+
+
+def _lines(ctx: CodeContext) -> str:
+    """ "lines 12-18": document lines, 1-based."""
+    first, last = ctx.start_line + 1, _last_line(ctx) + 1
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+def _where(ctx: CodeContext) -> str:
+    return f"{_lines(ctx)} of {ctx.path}" if ctx.path else _lines(ctx)
+
+
+def number_lines(code: str, first_line: int) -> str:
+    """Prefix each line with its 1-based document number: `12 | code`, numbers right-aligned."""
+    lines = code.split("\n")
+    width = len(str(first_line + len(lines)))
+    return "\n".join(
+        f"{first_line + i + 1:>{width}} | {line}".rstrip() for i, line in enumerate(lines)
+    )
+
+
+def _surroundings(ctx: CodeContext) -> str:
+    """The imports and the enclosing definition, with the selection replaced by a placeholder."""
+    parts = ["\n".join(ctx.imports)] if ctx.imports else []
+    if ctx.enclosing:
+        lines = ctx.enclosing.split("\n")
+        offset = ctx.start_line - (ctx.enclosing_start_line or 0)
+        count = _last_line(ctx) - ctx.start_line + 1
+        if ctx.enclosing_start_line is not None and offset >= 0 and offset + count <= len(lines):
+            selected = lines[offset]
+            indent = selected[: len(selected) - len(selected.lstrip())]
+            text = f"... {_lines(ctx)}: my code below ..."
+            placeholder = indent + (languages.comment_line(ctx.language, text) or text)
+            lines[offset : offset + count] = [placeholder]
+        parts.append("\n".join(lines))
+    if not parts:
+        return ""
+    surroundings = _fence("\n\n".join(parts), ctx.language)
+    return f"The surrounding code, for reference:\n{surroundings}\n\n"
+
+
+def _code(ctx: CodeContext, *, numbered: bool = False) -> str:
+    """The selection under a heading that says where it comes from."""
+    if numbered:
+        heading = f"My code, {_where(ctx)} (the numbers on the left are line numbers, not code):"
+        return f"{heading}\n{_fence(number_lines(ctx.code, ctx.start_line), ctx.language)}"
+    return f"My code, {_where(ctx)}:\n{_fence(ctx.code, ctx.language)}"
+
+
+def _notes(ctx: CodeContext) -> str:
+    return "".join(f"\nNote: {note}." for note in ctx.notes)
+
+
+def build_feedback_prompt(
+    ctx: CodeContext, user_note: str | None = None, system_prompt: str | None = None
+) -> list[ChatMessage]:
+    """Ask, as the user who wrote the code, what the bug is, where, and for the corrected code."""
+    note = f"\n{user_note.strip()}" if user_note and user_note.strip() else ""
+    user = (
+        f"I wrote this {_named(ctx.language)} and it has a bug. What's wrong with it?{note}\n\n"
+        f"{_surroundings(ctx)}"
+        f"{_code(ctx, numbered=True)}\n\n"
+        "Tell me what is wrong and on which line, then give the whole corrected code "
+        f"in one ```{_tag(ctx.language)} block, without line numbers.{_notes(ctx)}"
+    )
+    return _messages(system_prompt, user)
+
+
+def build_fix_prompt(
+    ctx: CodeContext, problem: str | None = None, system_prompt: str | None = None
+) -> list[ChatMessage]:
+    """Ask for the whole corrected code, same names and parameters, nothing else changed."""
+    problem_line = f"\nThe problem: {problem.strip()}" if problem and problem.strip() else ""
+    user = (
+        f"Fix the bug in my {_named(ctx.language)}.{problem_line}\n\n"
+        f"{_surroundings(ctx)}{_code(ctx)}\n\n"
+        f"Reply with the whole corrected code in one ```{_tag(ctx.language)} block. "
+        f"Keep the same function name and parameters and change nothing else.{_notes(ctx)}"
+    )
+    return _messages(system_prompt, user)
+
+
+def build_explain_prompt(ctx: CodeContext, system_prompt: str | None = None) -> list[ChatMessage]:
+    """Ask for a Markdown explanation of the code."""
+    user = (
+        f"Explain what my {_named(ctx.language)} does.\n\n"
+        f"{_surroundings(ctx)}{_code(ctx)}\n\n"
+        f"Answer in Markdown: one short summary, then the important details.{_notes(ctx)}"
+    )
+    return _messages(system_prompt, user)
+
+
+def build_instruction_prompt(
+    instruction: str,
+    language: str | None = None,
+    ctx: CodeContext | None = None,
+    system_prompt: str | None = None,
+) -> list[ChatMessage]:
+    """Ask for code that does what the instruction says, in one fenced block."""
+    language = language or (ctx.language if ctx else None)
+    parts = [instruction.strip()]
+    if ctx is not None:
+        parts.append(f"{_surroundings(ctx)}{_code(ctx)}{_notes(ctx)}")
+    parts.append(f"Reply with the {_named(language)} in one ```{_tag(language)} block.")
+    return _messages(system_prompt, "\n\n".join(parts))
+
+
+def build_completion_prompt(
+    prefix: str, suffix: str | None, language: str | None, path: str | None = None
+) -> CompletionPrompt:
+    """A raw completion prompt; a comment naming the file heads it when we know how to comment."""
+    header = languages.comment_line(language, path) if path else None
+    return CompletionPrompt(prefix=f"{header}\n{prefix}" if header else prefix, suffix=suffix)

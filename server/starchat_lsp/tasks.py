@@ -1,0 +1,142 @@
+"""The assistant's jobs on a piece of code, shared by the CLI, the language server and the eval.
+
+`prepare` turns a document and a line range into chat messages (context fitted to the model);
+the caller streams them through an engine however it likes; `conclude` turns the answer into
+what the user gets: the fix as new document text and a diff, and the lines the answer names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from starchat_lsp import edits
+from starchat_lsp.context import answers, prompts, syntax
+from starchat_lsp.context.budget import gather_context, prompt_token_budget
+from starchat_lsp.context.prompts import CodeContext
+from starchat_lsp.engine.base import ChatMessage, Engine, GenerationResult, StopReason
+
+
+class TaskKind(str, Enum):
+    FEEDBACK = "feedback"
+    FIX = "fix"
+    EXPLAIN = "explain"
+
+
+# Tasks whose answer carries a fix to offer as an edit.
+FIXING = (TaskKind.FEEDBACK, TaskKind.FIX)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeRequest:
+    text: str  # the whole document
+    path: str | None
+    start_line: int  # 0-based, inclusive
+    end_line: int
+    language: str | None = None
+    note: str | None = None  # what the user observed, or a diagnostic's message for a fix
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    messages: list[ChatMessage]
+    context: CodeContext
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What was left out to fit the model; the user is told."""
+        return self.context.notes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    answer: str
+    complete: bool  # the model finished its answer (not cut by length, time or cancel)
+    fix: str | None = None  # the corrected code for the range
+    new_text: str | None = None  # the whole document with the fix in place
+    diff: str = ""
+    fix_parses: bool = True
+    lines: list[int] = field(default_factory=list)  # 0-based document lines the answer names
+    problems: list[str] = field(default_factory=list)  # why the fix must not be applied
+
+    @property
+    def applicable(self) -> bool:
+        return self.new_text is not None and bool(self.diff) and not self.problems
+
+
+def lines_for(text: str, language: str | None, line: int) -> tuple[int, int]:
+    """The range to work on when the user points at one line: its function, else the line."""
+    if language:
+        span = syntax.enclosing_definition(text, language, line)
+        if span is not None:
+            return span.start_line, span.end_line
+    return line, line
+
+
+def prepare(
+    kind: TaskKind,
+    request: CodeRequest,
+    engine: Engine,
+    *,
+    max_new_tokens: int,
+    system_prompt: str | None = None,
+) -> Prepared:
+    language = request.language or (
+        syntax.language_for_path(request.path) if request.path else None
+    )
+    overhead = engine.count_tokens(
+        (system_prompt or prompts.DEFAULT_SYSTEM_PROMPT) + (request.note or "")
+    )
+    context = gather_context(
+        request.text,
+        path=request.path,
+        language=language,
+        start_line=request.start_line,
+        end_line=request.end_line,
+        count_tokens=engine.count_tokens,
+        max_prompt_tokens=prompt_token_budget(engine.context_window, max_new_tokens) - overhead,
+    )
+    if kind is TaskKind.FEEDBACK:
+        messages = prompts.build_feedback_prompt(context, request.note, system_prompt)
+    elif kind is TaskKind.FIX:
+        messages = prompts.build_fix_prompt(context, request.note, system_prompt)
+    else:
+        messages = prompts.build_explain_prompt(context, system_prompt)
+    return Prepared(messages=messages, context=context)
+
+
+def conclude(
+    kind: TaskKind, request: CodeRequest, prepared: Prepared, result: GenerationResult
+) -> Outcome:
+    ctx = prepared.context
+    complete = result.stop_reason in (StopReason.EOS, StopReason.STOP_STRING)
+    lines = answers.referenced_lines(result.text, ctx.code, ctx.start_line)
+    if kind not in FIXING:
+        return Outcome(answer=result.text, complete=complete, lines=lines)
+    fix = answers.pick_fix(result.text, ctx.code, ctx.language)
+    if fix is None:
+        return Outcome(answer=result.text, complete=complete, lines=lines)
+    new_text = edits.replace_lines(request.text, ctx.start_line, ctx.end_line, fix)
+    diff = edits.unified_diff(request.text, new_text, request.path or "untitled")
+    problems = []
+    if not complete:
+        problems.append(f"the answer was cut ({result.stop_reason.value}), so the fix may be too")
+    fix_parses = not (
+        ctx.language
+        and syntax.has_errors(new_text, ctx.language)
+        and not syntax.has_errors(request.text, ctx.language)
+    )
+    if not fix_parses:
+        problems.append("the proposed fix does not parse")
+    if not diff:
+        problems.append("the proposed code is the same as yours")
+    return Outcome(
+        answer=result.text,
+        complete=complete,
+        fix=fix,
+        new_text=new_text,
+        diff=diff,
+        fix_parses=fix_parses,
+        lines=lines or edits.replaced_lines(request.text, new_text),
+        problems=problems,
+    )

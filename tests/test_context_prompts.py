@@ -1,0 +1,116 @@
+from starchat_lsp.context import prompts
+from starchat_lsp.context.prompts import CodeContext
+from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
+
+INSIDE = CodeContext(
+    code="    total = price * count\n    return total",
+    language="python",
+    path="shop/cart.py",
+    start_line=11,
+    end_line=12,
+    enclosing='def cost(price, count):\n    """Cost of a line."""\n'
+    "    total = price * count\n    return total",
+    enclosing_start_line=9,
+    imports=("import math",),
+)
+
+
+def user_text(messages: list[ChatMessage]) -> str:
+    assert messages[-1].role == "user"
+    return messages[-1].content
+
+
+def test_feedback_prompt_speaks_as_the_user_and_numbers_document_lines() -> None:
+    messages = prompts.build_feedback_prompt(INSIDE, user_note="It returns None for 0 items.")
+    assert messages[0] == ChatMessage("system", prompts.DEFAULT_SYSTEM_PROMPT)
+    text = user_text(messages)
+    assert text.startswith("I wrote this Python code and it has a bug. What's wrong with it?")
+    assert "It returns None for 0 items." in text
+    assert "lines 12-13 of shop/cart.py" in text
+    assert "```python\n12 |     total = price * count\n13 |     return total\n```" in text
+    assert "one ```python block, without line numbers" in text
+
+
+def test_feedback_prompt_shows_context_above_and_never_repeats_the_selection() -> None:
+    text = user_text(prompts.build_feedback_prompt(INSIDE))
+    assert text.count("total = price * count") == 1
+    assert text.index("import math") < text.index("def cost(price, count):") < text.index("12 |")
+    assert "    # ... lines 12-13: my code below ..." in text
+    assert '"""Cost of a line."""' in text
+
+
+def test_prompts_without_context_have_no_context_section() -> None:
+    bare = CodeContext(code="x = 1", language="python")
+    for messages in (
+        prompts.build_feedback_prompt(bare),
+        prompts.build_fix_prompt(bare),
+        prompts.build_explain_prompt(bare),
+    ):
+        assert "surrounding code" not in user_text(messages)
+        assert "My code, line 1" in user_text(messages)
+
+
+def test_notes_reach_the_model() -> None:
+    ctx = CodeContext(code="x = 1", language="python", notes=("the selection was cut",))
+    for build in (prompts.build_feedback_prompt, prompts.build_fix_prompt):
+        assert "Note: the selection was cut." in user_text(build(ctx))
+    assert "Note: the selection was cut." in user_text(prompts.build_explain_prompt(ctx))
+    instruction = prompts.build_instruction_prompt("Add a test.", ctx=ctx)
+    assert "Note: the selection was cut." in user_text(instruction)
+
+
+def test_fix_prompt_asks_for_the_whole_code_with_the_same_signature() -> None:
+    text = user_text(prompts.build_fix_prompt(INSIDE, problem="F821 undefined name 'count'"))
+    assert "The problem: F821 undefined name 'count'" in text
+    assert "```python\n    total = price * count\n    return total\n```" in text  # unnumbered
+    assert "12 |" not in text
+    assert "whole corrected code in one ```python block" in text
+    assert "same function name and parameters" in text
+
+
+def test_explain_prompt_asks_for_markdown() -> None:
+    text = user_text(prompts.build_explain_prompt(INSIDE))
+    assert text.startswith("Explain what my Python code does.")
+    assert "Markdown" in text
+
+
+def test_instruction_prompt_with_and_without_code() -> None:
+    alone = user_text(prompts.build_instruction_prompt("Write is_even(n).", language="go"))
+    assert alone == "Write is_even(n).\n\nReply with the Go code in one ```go block."
+    with_code = user_text(prompts.build_instruction_prompt("Add a docstring.", ctx=INSIDE))
+    assert with_code.startswith("Add a docstring.")
+    assert "My code, lines 12-13 of shop/cart.py:" in with_code
+    assert with_code.endswith("Reply with the Python code in one ```python block.")
+
+
+def test_system_prompt_can_be_replaced_or_left_out() -> None:
+    ctx = CodeContext(code="x")
+    assert prompts.build_explain_prompt(ctx, system_prompt="Be terse.")[0].content == "Be terse."
+    assert [m.role for m in prompts.build_explain_prompt(ctx, system_prompt="")] == ["user"]
+
+
+def test_unknown_language_says_code_and_leaves_the_fence_untagged() -> None:
+    text = user_text(prompts.build_feedback_prompt(CodeContext(code="x")))
+    assert text.startswith("I wrote this code and it has a bug.")
+    assert "```\n1 | x\n```" in text
+
+
+def test_code_holding_a_fence_gets_a_longer_fence() -> None:
+    ctx = CodeContext(code='doc = """\n```\nexample\n```\n"""', language="python")
+    assert "````python\n" in user_text(prompts.build_fix_prompt(ctx))
+
+
+def test_number_lines_aligns_numbers_and_leaves_no_trailing_space() -> None:
+    assert prompts.number_lines("a\n\nb", 7) == " 8 | a\n 9 |\n10 | b"
+
+
+def test_completion_prompt_heads_the_prefix_with_the_path() -> None:
+    assert prompts.build_completion_prompt("def f(", "):", "python", "src/a.py") == (
+        CompletionPrompt(prefix="# src/a.py\ndef f(", suffix="):")
+    )
+    assert prompts.build_completion_prompt("int", None, "c", "a.c").prefix == "// a.c\nint"
+    assert prompts.build_completion_prompt("SEL", None, "sql", "q.sql").prefix == "-- q.sql\nSEL"
+    assert prompts.build_completion_prompt("x", None, None, "README").prefix == "x"
+    assert prompts.build_completion_prompt("x", "y", "python") == CompletionPrompt(
+        prefix="x", suffix="y"
+    )
