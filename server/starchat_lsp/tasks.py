@@ -84,6 +84,9 @@ def prepare(
     language = request.language or (
         syntax.language_for_path(request.path) if request.path else None
     )
+    # A huge max_new_tokens must not squeeze the code out: the answer gets at most half the window
+    # (the engine also stops at the window's end).
+    answer_room = min(max_new_tokens, engine.context_window // 2)
     overhead = engine.count_tokens(
         (system_prompt or prompts.DEFAULT_SYSTEM_PROMPT) + (request.note or "")
     )
@@ -94,7 +97,7 @@ def prepare(
         start_line=request.start_line,
         end_line=request.end_line,
         count_tokens=engine.count_tokens,
-        max_prompt_tokens=prompt_token_budget(engine.context_window, max_new_tokens) - overhead,
+        max_prompt_tokens=prompt_token_budget(engine.context_window, answer_room) - overhead,
     )
     if kind is TaskKind.FEEDBACK:
         messages = prompts.build_feedback_prompt(context, request.note, system_prompt)

@@ -122,7 +122,7 @@ def run_code_task(args: argparse.Namespace) -> int:
             system_prompt=args.system_prompt,
         )
     except ContextTooSmallError as error:
-        raise UserError(f"{error}: select fewer lines or raise the model's context") from None
+        raise UserError(str(error)) from None
     for note in prepared.notes:
         terminal.stderr.print(f"[yellow]note:[/yellow] {note}")
     stream = engine.chat(prepared.messages, settings)

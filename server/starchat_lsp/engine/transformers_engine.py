@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from starchat_lsp.engine import templates
@@ -138,6 +139,9 @@ class TransformersEngine:
         )
         inputs = inputs.to(loaded.device)
         tokens_in = int(inputs["input_ids"].shape[1])
+        # Past its context window a model degrades or fails: the answer ends there (length).
+        room = max(1, self.context_window - tokens_in)
+        settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, room))
         result_box: list[GenerationResult] = []
         submitted = time.monotonic()
         future = self._worker.submit(self._generate, inputs, settings, streamer, stopper, flag)
@@ -146,11 +150,12 @@ class TransformersEngine:
             try:
                 yield from streamer
             finally:
-                # Reached on normal end, on error and when the reader stops early: in that last
-                # case the model must not keep running for nobody.
+                # Reached on normal end, on error, on Ctrl-C and when the reader stops early: in
+                # the last cases the model must not keep running for nobody. Waiting for the
+                # worker (one token at most) leaves the model free and the result whole.
                 if not future.done():
                     flag.cancel()
-            result_box.append(self._result(future, streamer, stopper, tokens_in, submitted))
+                result_box.append(self._result(future, streamer, stopper, tokens_in, submitted))
             if result_box[0].stop_reason is StopReason.ERROR:
                 raise EngineError(f"generation failed: {result_box[0].error}")
 

@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   install, pull the default model, stream feedback on a buggy sample file
+#   make test   install, pull the default model, lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STARCHAT := $(VENV)/bin/starchat-lsp
+INSTALLED := $(VENV)/.installed
+MODEL ?= smollm2-135m
+
+.PHONY: install pull demo test lint unit clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned here, before the package: an unpinned torch pulls a CUDA build of several GB.
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+pull: install
+	$(STARCHAT) models pull $(MODEL)
+
+demo: pull
+	$(STARCHAT) feedback examples/off_by_one.py
+
+lint: install
+	$(VENV)/bin/ruff check server tests
+	$(VENV)/bin/ruff format --check server tests
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest -m "not default_model"
+
+test: pull lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

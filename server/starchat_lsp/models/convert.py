@@ -1,0 +1,97 @@
+"""Turn a GGUF file into a transformers model folder (bfloat16 safetensors + tokenizer).
+
+The work runs in a child process (`python -m starchat_lsp.models.convert GGUF OUT`): dequantizing
+takes several GB that a long-lived server would otherwise keep, and a crash there cannot leave a
+half-written folder behind, because the folder is written as `OUT.partial` and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from starchat_lsp.models.errors import PullError
+from starchat_lsp.models.fetch import Progress
+
+# tqdm bars of the steps that take the time: "... GGUF tensors...:  41%|████ | 139/339 [..."
+_BAR = re.compile(r"(?:GGUF tensors|Loading weights)[^|\r\n]*\|[^|\r\n]*\|\s*(\d+)/(\d+)")
+
+
+def convert_gguf(gguf: Path, out: Path, log: Path, progress: Progress | None = None) -> None:
+    """Convert `gguf` into the folder `out` in a child process; its output goes to `log`."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "starchat_lsp.models.convert", str(gguf), str(partial)]
+    if progress:
+        progress("convert", 0, 0)
+    with log.open("wb") as log_file:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert child.stdout is not None
+        try:
+            while chunk := os.read(child.stdout.fileno(), 4096):
+                log_file.write(chunk)
+                bars = _BAR.findall(chunk.decode(errors="replace"))
+                if progress and bars:
+                    progress("convert", int(bars[-1][0]), int(bars[-1][1]))
+        except BaseException:  # Ctrl-C included: stop the child and leave nothing behind
+            child.kill()
+            child.wait()
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        code = child.wait()
+    if code != 0 or not (partial / "config.json").is_file():
+        shutil.rmtree(partial, ignore_errors=True)
+        raise PullError(
+            f"converting {gguf} failed ({_last_line(log) or f'exit code {code}'}): "
+            f"the details are in {log}"
+        )
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+
+
+def _last_line(log: Path) -> str:
+    text = log.read_text(errors="replace").replace("\r", "\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _convert_in_this_process(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    # dequantize=True: with the `kernels` package installed transformers would otherwise keep the
+    # weights packed, and packed GGUF weights cannot be saved.
+    model = AutoModelForCausalLM.from_pretrained(
+        folder,
+        gguf_file=name,
+        dtype=torch.bfloat16,  # half the disk and memory of float32; what the engine loads
+        quantization_config=GgufConfig(dequantize=True),
+    )
+    # The saved folder holds plain weights: nothing may tell the loader they are still GGUF.
+    if hasattr(model, "hf_quantizer"):
+        delattr(model, "hf_quantizer")
+    if hasattr(model.config, "quantization_config"):
+        delattr(model.config, "quantization_config")
+    model.config.dtype = torch.bfloat16
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if getattr(AutoConfig.from_pretrained(out), "quantization_config", None) is not None:
+        raise RuntimeError("the converted config still names a quantization")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m starchat_lsp.models.convert FILE.gguf OUT_FOLDER")
+    _convert_in_this_process(Path(sys.argv[1]), Path(sys.argv[2]))
