@@ -17,6 +17,12 @@ def tiny_chatml_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_fim_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model whose vocabulary has StarCoder fill-in-the-middle tokens."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-fim"), chat_template=None, fim=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_starchat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random model with no chat template: the engine must use the StarChat format."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-starchat"), chat_template=None)

@@ -191,3 +191,26 @@ def test_engine_error_is_raised_when_generation_fails(engine: TransformersEngine
     with pytest.raises(EngineError, match="generation failed"):
         engine.chat(HELLO, bad).finish()
     assert engine.chat(HELLO, GenerationSettings(max_new_tokens=2)).finish().tokens_out == 2
+
+
+def test_completion_with_a_suffix_uses_fill_in_the_middle(tiny_fim_model: Path) -> None:
+    engine = TransformersEngine(str(tiny_fim_model), dtype="float32")
+    try:
+        prompt = CompletionPrompt(
+            prefix="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n"
+        )
+        stream = engine.complete(prompt, GenerationSettings(max_new_tokens=4))
+        result = stream.finish()
+        fim = (
+            "<fim_prefix>def add(a, b):\n    return <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>"
+        )
+        assert result.tokens_in == len(engine.loaded.tokenizer(fim)["input_ids"])
+        assert result.tokens_out == 4
+    finally:
+        engine.close()
+
+
+def test_completion_without_fim_tokens_uses_the_prefix(engine: TransformersEngine) -> None:
+    prompt = CompletionPrompt(prefix="def add(a, b):\n", suffix="\nprint(1)\n")
+    result = engine.complete(prompt, GenerationSettings(max_new_tokens=2)).finish()
+    assert result.tokens_in == engine.count_tokens("def add(a, b):\n")

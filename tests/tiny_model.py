@@ -26,13 +26,20 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(folder: Path, *, chat_template: str | None, seed: int = 0) -> Path:
-    """Save a tiny Llama model and tokenizer to `folder`; `chat_template=None` means none."""
+def build_tiny_model(
+    folder: Path, *, chat_template: str | None, seed: int = 0, fim: bool = False
+) -> Path:
+    """Save a tiny Llama model and tokenizer to `folder`; `chat_template=None` means none.
+
+    `fim=True` adds StarCoder-style fill-in-the-middle tokens to the vocabulary.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|end|>"]
+    if fim:
+        special += ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -46,7 +53,7 @@ def build_tiny_model(folder: Path, *, chat_template: str | None, seed: int = 0) 
         tokenizer_object=tokenizer,
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>", "<|end|>"],
+        additional_special_tokens=special[1:],
     )
     if chat_template is not None:
         fast.chat_template = chat_template
