@@ -170,6 +170,23 @@ def build_instruction_prompt(
     return _messages(system_prompt, "\n\n".join(parts))
 
 
+def build_chat_prompt(
+    conversation: list[ChatMessage],
+    ctx: CodeContext | None = None,
+    system_prompt: str | None = None,
+) -> list[ChatMessage]:
+    """A conversation about code: the code (if any) goes with the first user turn."""
+    system = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+    turns = [m for m in conversation if m.role != "system"]
+    if ctx is not None:
+        attached = f"{_surroundings(ctx)}{_code(ctx)}{_notes(ctx)}"
+        for index, message in enumerate(turns):
+            if message.role == "user":
+                turns[index] = ChatMessage("user", f"{attached}\n\n{message.content}")
+                break
+    return [ChatMessage("system", system), *turns] if system else turns
+
+
 def build_completion_prompt(
     prefix: str, suffix: str | None, language: str | None, path: str | None = None
 ) -> CompletionPrompt:

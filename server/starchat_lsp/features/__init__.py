@@ -1,0 +1,1 @@
+"""LSP glue: one module per feature, each with `register(server)`; logic lives elsewhere."""

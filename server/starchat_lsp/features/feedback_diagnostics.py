@@ -1,0 +1,107 @@
+"""Diagnostics on the lines a feedback answer points at; they go when those lines change."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from starchat_lsp.context import answers
+
+if TYPE_CHECKING:
+    from starchat_lsp.features.assist_jobs import JobResult
+    from starchat_lsp.server import StarchatServer
+
+SOURCE = "starchat"
+
+
+def summary(answer: str, limit: int = 300) -> str:
+    """The first sentence of prose in the answer (code blocks skipped), for a diagnostic."""
+    prose = answer
+    for block in reversed(answers.code_blocks(answer)):
+        prose = prose[: block.start] + prose[block.end :]
+    text = " ".join(prose.split())
+    end = text.find(". ")
+    first = text if end < 0 else text[: end + 1]
+    return (first[: limit - 1] + "…") if len(first) > limit else first or "starchat feedback"
+
+
+def build(job: JobResult) -> list[types.Diagnostic]:
+    message = summary(job.outcome.answer)
+    lines = job.request.text.splitlines()
+    return [
+        types.Diagnostic(
+            range=types.Range(
+                start=types.Position(line=line, character=0),
+                end=types.Position(line=line, character=len(lines[line].encode("utf-16-le")) // 2),
+            ),
+            message=message,
+            severity=types.DiagnosticSeverity.Information,
+            source=SOURCE,
+        )
+        for line in job.outcome.lines
+        if 0 <= line < len(lines)
+    ]
+
+
+def publish(server: StarchatServer, job: JobResult) -> None:
+    diagnostics = build(job)
+    server.feedback_diagnostics[job.uri] = diagnostics
+    server.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=job.uri, version=job.version, diagnostics=diagnostics)
+    )
+
+
+def after_change(
+    diagnostics: list[types.Diagnostic],
+    changes: list[types.TextDocumentContentChangeEvent],
+) -> list[types.Diagnostic]:
+    """Drop diagnostics on changed lines, move the ones below a change by its line delta."""
+    kept = list(diagnostics)
+    for change in changes:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
+            return []  # the whole text was replaced
+        first, last = change.range.start.line, change.range.end.line
+        delta = change.text.count("\n") - (last - first)
+        moved = []
+        for diagnostic in kept:
+            line = diagnostic.range.start.line
+            if first <= line <= last:
+                continue
+            if line > last and delta:
+                diagnostic = types.Diagnostic(
+                    range=types.Range(
+                        start=types.Position(line=line + delta, character=0),
+                        end=types.Position(
+                            line=line + delta, character=diagnostic.range.end.character
+                        ),
+                    ),
+                    message=diagnostic.message,
+                    severity=diagnostic.severity,
+                    source=diagnostic.source,
+                )
+            moved.append(diagnostic)
+        kept = moved
+    return kept
+
+
+def register(server: StarchatServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def changed(ls: StarchatServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        before = ls.feedback_diagnostics.get(uri)
+        if not before:
+            return
+        after = after_change(before, list(params.content_changes))
+        if len(after) != len(before) or after != before:
+            ls.feedback_diagnostics[uri] = after
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=after)
+            )
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def closed(ls: StarchatServer, params: types.DidCloseTextDocumentParams) -> None:
+        if ls.feedback_diagnostics.pop(params.text_document.uri, None):
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+            )

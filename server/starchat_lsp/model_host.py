@@ -1,0 +1,119 @@
+"""The server's hold on the model: load in the background, swap on a setting change, and run
+generations off the event loop with real cancellation. asyncio only; nothing here knows LSP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from starchat_lsp.engine.base import CancelFlag, Engine
+from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.engine.factory import EngineSettings, create_engine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ModelUnavailableError(EngineError):
+    """The model failed to load; the message says why and what to do."""
+
+
+class LoadListener(Protocol):
+    """Told about a load as it happens (the server turns this into $/progress)."""
+
+    def begin(self, title: str) -> None: ...
+    def report(self, message: str) -> None: ...
+    def end(self, message: str, error: bool) -> None: ...
+
+
+class ModelHost:
+    def __init__(self, create: Callable[[EngineSettings], Engine] = create_engine) -> None:
+        self._create = create
+        self._settings: EngineSettings | None = None
+        self._engine: Engine | None = None
+        self._loading: asyncio.Task[Engine] | None = None
+
+    @property
+    def settings(self) -> EngineSettings | None:
+        return self._settings
+
+    def configure(self, settings: EngineSettings, listener: LoadListener) -> bool:
+        """Start loading the model `settings` names unless it is the one already there."""
+        if settings == self._settings:
+            return False
+        self._settings = settings
+        previous, self._engine = self._engine, None
+        self._loading = asyncio.get_running_loop().create_task(
+            self._load(settings, listener, previous)
+        )
+        return True
+
+    async def _load(
+        self, settings: EngineSettings, listener: LoadListener, previous: Engine | None
+    ) -> Engine:
+        loop = asyncio.get_running_loop()
+        listener.begin(f"Loading {settings.model}")
+
+        def report(message: str) -> None:  # called on the loading thread
+            loop.call_soon_threadsafe(listener.report, message)
+
+        def build() -> Engine:
+            if previous is not None:
+                previous.close()
+            engine = self._create(settings)
+            engine.load(report)
+            return engine
+
+        try:
+            engine = await asyncio.to_thread(build)
+        except EngineError as error:
+            log.error("model %s failed to load: %s", settings.model, error)
+            listener.end(f"{settings.model} failed to load: {error}", error=True)
+            raise ModelUnavailableError(str(error)) from error
+        except Exception as error:  # a bug or an exotic failure: still one message, logged whole
+            log.exception("model %s failed to load", settings.model)
+            listener.end(f"{settings.model} failed to load: {error}", error=True)
+            raise ModelUnavailableError(
+                f"{settings.model} failed to load ({type(error).__name__}: {error}); "
+                "see the server log"
+            ) from error
+        if self._settings == settings:
+            self._engine = engine
+        listener.end(f"{settings.model} is ready", error=False)
+        return engine
+
+    async def engine(self) -> Engine:
+        """The loaded engine, waiting for a load in progress; raises ModelUnavailableError."""
+        while True:
+            if self._engine is not None:
+                return self._engine
+            task = self._loading
+            if task is None:
+                raise ModelUnavailableError("no model is configured yet")
+            try:
+                # shield: one cancelled request must not cancel the load everyone waits for
+                engine = await asyncio.shield(task)
+            except ModelUnavailableError:
+                if task is self._loading:
+                    raise
+                continue  # the settings changed meanwhile: wait for the new model
+            if task is self._loading:
+                return engine
+
+    async def run(self, work: Callable[[Engine, CancelFlag], T]) -> T:
+        """Run `work` on a thread with the engine; a cancelled caller stops it within a token."""
+        engine = await self.engine()
+        flag = CancelFlag()
+        try:
+            return await asyncio.to_thread(work, engine, flag)
+        except asyncio.CancelledError:
+            flag.cancel()
+            raise
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()

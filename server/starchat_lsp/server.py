@@ -1,0 +1,54 @@
+"""The language server: state shared by the features, and their registration. Glue only."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from starchat_lsp import __version__
+from starchat_lsp.model_host import ModelHost
+from starchat_lsp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StarchatServer(LanguageServer):
+    def __init__(self) -> None:
+        from starchat_lsp.protocol import StarchatProtocol
+
+        super().__init__(
+            "starchat-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=StarchatProtocol,
+        )
+        self.settings = Settings()
+        self.host = ModelHost()
+        self.initialization_options: object = None
+        self.feedback_diagnostics: dict[str, list[types.Diagnostic]] = {}
+
+    def client_supports_progress(self) -> bool:
+        capabilities = self.client_capabilities
+        window = capabilities.window if capabilities else None
+        return bool(window and window.work_done_progress)
+
+    def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """A message the user sees (window/showMessage), also logged."""
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.INFO, "%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+
+def create_server() -> StarchatServer:
+    from starchat_lsp.features import (
+        assist_requests,
+        code_actions,
+        feedback_diagnostics,
+        lifecycle,
+    )
+
+    server = StarchatServer()
+    for feature in (lifecycle, code_actions, assist_requests, feedback_diagnostics):
+        feature.register(server)
+    return server

@@ -1,0 +1,129 @@
+"""The server's settings: typed, each with a default, and forgiving.
+
+They come from `initializationOptions` and `workspace/didChangeConfiguration`, as a JSON object
+shaped like the dataclasses below (optionally wrapped in {"starchat": ...}). A bad value is
+reported and replaced by its default; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starchat_lsp.engine.factory import BACKENDS, EngineSettings
+from starchat_lsp.engine.loading import DEVICES, DTYPES
+from starchat_lsp.models.catalogue import DEFAULT_MODEL
+
+
+@dataclass(kw_only=True)
+class ModelSettings:
+    name: str = DEFAULT_MODEL  # catalogue name, model folder or hub id
+    backend: str = "transformers"
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            model=self.name, backend=self.backend, device=self.device, dtype=self.dtype
+        )
+
+
+@dataclass(kw_only=True)
+class GenerationOptions:
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # greedy: the same answer for the same code
+    system_prompt: str = ""  # empty: the built-in one
+
+
+@dataclass(kw_only=True)
+class CompletionOptions:
+    enabled: bool = True
+    debounce_ms: int = 150  # wait after the last keystroke before asking the model
+
+
+@dataclass(kw_only=True)
+class DiagnosticsOptions:
+    enabled: bool = True  # show the lines feedback points at as diagnostics
+
+
+@dataclass(kw_only=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    completion: CompletionOptions = field(default_factory=CompletionOptions)
+    diagnostics: DiagnosticsOptions = field(default_factory=DiagnosticsOptions)
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda value: None if value in choices else f"use one of {', '.join(choices)}"
+
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda value: None if value >= low else f"use a value of at least {low:g}"
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "model.name": lambda value: None if value.strip() else "name a model",
+    "model.backend": _one_of(BACKENDS),
+    "model.device": _one_of(DEVICES),
+    "model.dtype": _one_of(DTYPES),
+    "generation.max_new_tokens": _at_least(1),
+    "generation.temperature": _at_least(0),
+    "completion.debounce_ms": _at_least(0),
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _typed(value: Any, kind: type) -> tuple[bool, Any]:
+    """Whether `value` is of `kind` as JSON gives it (an int is a float, a bool is no int)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return True, float(value)
+    if kind is int and isinstance(value, bool):
+        return False, value
+    return isinstance(value, kind), value
+
+
+def parse_settings(raw: object) -> tuple[Settings, list[str]]:
+    """Settings from the client's JSON, and one line for each value that was replaced."""
+    problems: list[str] = []
+    if isinstance(raw, dict) and isinstance(raw.get("starchat"), dict):
+        raw = raw["starchat"]
+    if raw is None:
+        return Settings(), problems
+    if not isinstance(raw, dict):
+        return Settings(), ["starchat settings must be an object: using the defaults"]
+    settings = Settings()
+    sections = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    for section_name, section_raw in raw.items():
+        section = sections.get(section_name)
+        if section is None:
+            problems.append(f"unknown setting starchat.{section_name}: ignored")
+        elif not isinstance(section_raw, dict):
+            problems.append(f"starchat.{section_name} must be an object: using its defaults")
+        else:
+            _fill(section, section_name, section_raw, problems)
+    return settings, problems
+
+
+def _fill(section: Any, section_name: str, raw: dict[str, Any], problems: list[str]) -> None:
+    types = {f.name: f.type for f in dataclasses.fields(section)}
+    for key, value in raw.items():
+        path = f"{section_name}.{key}"
+        if key not in types:
+            problems.append(f"unknown setting starchat.{path}: ignored")
+            continue
+        default = getattr(section, key)
+        kind = type(default)
+        ok, value = _typed(value, kind)
+        reason = None if ok else f"expected {_TYPE_NAMES[kind]}"
+        if reason is None and path in _CHECKS:
+            reason = _CHECKS[path](value)
+        if reason is not None:
+            problems.append(
+                f"invalid starchat.{path} = {value!r} ({reason}): using the default {default!r}"
+            )
+            continue
+        setattr(section, key, value)
