@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from starchat_lsp import __version__
 from starchat_lsp.model_host import ModelHost
+from starchat_lsp.protocol import StarchatProtocol
 from starchat_lsp.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class StarchatServer(LanguageServer):
-    def __init__(self) -> None:
-        from starchat_lsp.protocol import StarchatProtocol
+    protocol: StarchatProtocol
 
+    def __init__(self) -> None:
         super().__init__(
             "starchat-lsp",
             __version__,
@@ -28,6 +30,11 @@ class StarchatServer(LanguageServer):
         self.host = ModelHost()
         self.initialization_options: object = None
         self.feedback_diagnostics: dict[str, list[types.Diagnostic]] = {}
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # A body that is not JSON at all never reaches the protocol: answer it with -32700 here.
+        if not self.protocol.reply_parse_error(error, source):
+            super().report_server_error(error, source)
 
     def client_supports_progress(self) -> bool:
         capabilities = self.client_capabilities

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from starchat_lsp.cli.errors import UserError
@@ -50,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
     address = parse_address(args.tcp) if args.tcp else None
-    try:
-        if address is None:
-            server.start_io()
-        else:
-            server.start_tcp(*address)
-    finally:
-        server.host.close()
-    return 0
+    if address is None:
+        server.start_io()
+    else:
+        server.start_tcp(*address)
+    # `exit` was received: leave now. A load or a generation still running on a worker thread
+    # would otherwise keep the process alive and write to a closed stdout.
+    server.host.close()
+    logging.shutdown()
+    os._exit(0)

@@ -44,10 +44,11 @@ def open_document(server: StarchatServer, uri: str) -> TextDocument:
 def line_span(document: TextDocument, selection: types.Range) -> tuple[int, int]:
     """0-based inclusive lines of a selection; an empty one means the function around it."""
     last = max(len(document.lines) - 1, 0)
-    start = min(max(selection.start.line, 0), last)
-    end = min(max(selection.end.line, start), last)
-    if end > start and selection.end.character == 0:
+    end = selection.end.line
+    if end > selection.start.line and selection.end.character == 0:
         end -= 1  # a selection of whole lines ends at column 0 of the next one
+    start = min(max(selection.start.line, 0), last)
+    end = min(max(end, start), last)
     if selection.start == selection.end:
         return tasks.lines_for(document.source, language_of(document), start)
     return start, end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -50,9 +51,14 @@ def offer(
     return actions
 
 
+def _kind_name(kind: str | Enum | None) -> str:
+    return str(kind.value) if isinstance(kind, Enum) else kind or ""
+
+
 def _wanted(action: types.CodeAction, only: Sequence[str] | None) -> bool:
-    kind = str(action.kind or "")
-    return not only or any(kind == k or kind.startswith(f"{k}.") for k in only)
+    kind = _kind_name(action.kind)
+    wanted = [_kind_name(k) for k in only or ()]
+    return not wanted or any(kind == k or kind.startswith(f"{k}.") for k in wanted)
 
 
 def _job_data(action: types.CodeAction) -> dict[str, Any]:
@@ -75,6 +81,7 @@ def register(server: StarchatServer) -> None:
             code_action_kinds=[types.CodeActionKind.QuickFix, FEEDBACK_KIND, EXPLAIN_KIND],
         ),
     )
+    @json_rpc_errors
     def list_actions(
         ls: StarchatServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:

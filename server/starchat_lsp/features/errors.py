@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pygls.exceptions import (
     JsonRpcContentModified,
     JsonRpcException,
     JsonRpcInvalidParams,
-    JsonRpcServerError,
 )
 
 from starchat_lsp.context.budget import ContextTooSmallError
@@ -19,9 +19,14 @@ from starchat_lsp.engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-REQUEST_FAILED = -32803  # LSP 3.17: the request was fine, the work failed
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+class RequestFailedError(JsonRpcException):
+    """LSP 3.17 RequestFailed: the request was fine, the work failed; the message says why."""
+
+    CODE = -32803
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DocumentNotOpenError(JsonRpcInvalidParams):
@@ -34,28 +39,34 @@ class ContentModifiedError(JsonRpcContentModified):
         super().__init__("the document changed while the model worked: ask again")
 
 
-def request_failed(message: str) -> JsonRpcServerError:
-    return JsonRpcServerError(message, REQUEST_FAILED)
-
-
 def to_json_rpc(error: Exception) -> JsonRpcException:
     """The JSON-RPC error for `error`; what the user can act on keeps its message."""
     if isinstance(error, JsonRpcException):
         return error
     if isinstance(error, (EngineError, ContextTooSmallError)):
-        return request_failed(str(error))
-    log.exception("unexpected error in a request", exc_info=error)
-    return request_failed(f"internal error ({type(error).__name__}): see the server log")
+        return RequestFailedError(str(error))
+    log.error("unexpected error in a request", exc_info=error)
+    return RequestFailedError(f"internal error ({type(error).__name__}): see the server log")
 
 
 def json_rpc_errors(handler: F) -> F:
-    """Wrap an async handler so that every failure leaves as a JSON-RPC error, never a crash."""
+    """Wrap a handler so that every failure leaves as a JSON-RPC error without a traceback."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await handler(*args, **kwargs)
+            except Exception as error:
+                raise to_json_rpc(error) from None
+
+        return wrapped_async  # type: ignore[return-value]
 
     @functools.wraps(handler)
-    async def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await handler(*args, **kwargs)
+            return handler(*args, **kwargs)
         except Exception as error:
-            raise to_json_rpc(error) from error
+            raise to_json_rpc(error) from None
 
     return wrapped  # type: ignore[return-value]

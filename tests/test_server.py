@@ -1,0 +1,339 @@
+"""The language server as an editor sees it: the real process over stdio, on a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, client_capabilities
+
+from lsp_client import StarchatTestClient, make_client
+
+BUGGY = '''import math
+
+
+def total(values):
+    """Add up the values."""
+    result = 0
+    for index in range(len(values) - 1):
+        result += values[index]
+    return result
+'''
+URI = "file:///work/total.py"
+SERVER = [sys.executable, "-m", "starchat_lsp", "serve"]
+CONFIG = ClientServerConfig(server_command=SERVER, client_factory=make_client)
+
+
+async def start(client: StarchatTestClient, options: dict[str, Any]) -> types.InitializeResult:
+    params = types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), initialization_options=options
+    )
+    return await client.initialize_session(params)
+
+
+def tiny_options(model: Path, max_new_tokens: int = 16) -> dict[str, Any]:
+    return {
+        "model": {"name": str(model), "dtype": "float32"},
+        "generation": {"max_new_tokens": max_new_tokens},
+    }
+
+
+def open_buggy(client: StarchatTestClient, text: str = BUGGY, uri: str = URI) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
+        )
+    )
+
+
+def whole(first: int, last: int) -> dict[str, Any]:
+    return {"start": {"line": first, "character": 0}, "end": {"line": last, "character": 0}}
+
+
+async def request(client: StarchatTestClient, method: str, params: Any, msg_id: str) -> Any:
+    return await asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
+
+
+def cursor(line: int) -> types.Range:
+    return types.Range(
+        start=types.Position(line=line, character=4), end=types.Position(line=line, character=4)
+    )
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    await start(lsp_client, tiny_options(tiny_chatml_model))
+    open_buggy(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def bare(lsp_client: StarchatTestClient) -> Any:
+    """A client connected to a server that the test initializes itself."""
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def long_client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    """Answers run until the model's context is full: long enough to cancel or edit meanwhile."""
+    await start(lsp_client, tiny_options(tiny_chatml_model, max_new_tokens=100_000))
+    open_buggy(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_initialize_is_answered_before_the_model_loads(
+    bare: StarchatTestClient, tiny_chatml_model: Path
+) -> None:
+    started = time.monotonic()
+    result = await start(bare, tiny_options(tiny_chatml_model))
+    elapsed = time.monotonic() - started
+    provider = result.capabilities.code_action_provider
+    assert isinstance(provider, types.CodeActionOptions) and provider.resolve_provider
+    assert result.capabilities.text_document_sync is not None
+    # The load reports begin, progress and end on a token the server created.
+    for _ in range(200):
+        reports = [r for rs in bare.progress_reports.values() for r in rs]
+        if any(isinstance(r, types.WorkDoneProgressEnd) for r in reports):
+            break
+        await asyncio.sleep(0.05)
+    kinds = [type(r).__name__ for r in reports]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd", kinds
+    assert "WorkDoneProgressReport" in kinds
+    assert reports[-1].message.endswith("is ready")
+    print(f"initialize answered in {elapsed * 1000:.0f} ms (process start included)")
+
+
+async def test_listing_offers_actions_on_the_function_under_the_cursor(
+    client: StarchatTestClient,
+) -> None:
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=cursor(6),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions is not None
+    titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
+    assert titles == [
+        "Ask starchat for feedback on this code",
+        "Fix this code with starchat",
+        "Explain this code with starchat",
+    ]
+    data = actions[0].data  # type: ignore[union-attr]
+    assert (data["start_line"], data["end_line"]) == (3, 8)  # `def total` to `return result`
+    assert all(a.edit is None for a in actions if isinstance(a, types.CodeAction))
+
+
+async def test_a_diagnostic_from_another_tool_gets_its_own_fix(client: StarchatTestClient) -> None:
+    diagnostic = types.Diagnostic(
+        range=cursor(6), message="loop skips the last value", source="pylint"
+    )
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=cursor(6),
+            context=types.CodeActionContext(diagnostics=[diagnostic], only=["quickfix"]),
+        )
+    )
+    assert actions is not None
+    assert [a.title for a in actions] == [  # type: ignore[union-attr]
+        "Fix this code with starchat",
+        "Fix with starchat: loop skips the last value",
+    ]
+    assert actions[1].data["note"] == "loop skips the last value"  # type: ignore[union-attr]
+
+
+async def test_unopened_document_gets_no_actions(client: StarchatTestClient) -> None:
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri="file:///nowhere.py"),
+            range=cursor(0),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions is None
+
+
+async def test_resolving_explain_runs_the_model_and_shows_the_answer(
+    client: StarchatTestClient,
+) -> None:
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=cursor(6),
+            context=types.CodeActionContext(diagnostics=[], only=["refactor.starchat.explain"]),
+        )
+    )
+    assert actions is not None and len(actions) == 1
+    resolved = await client.code_action_resolve_async(actions[0])  # type: ignore[arg-type]
+    assert resolved.title == "Explain this code with starchat"
+    assert resolved.edit is None
+    assert any(m.type == types.MessageType.Info and m.message for m in client.messages)
+
+
+async def test_explain_request_streams_partial_results(client: StarchatTestClient) -> None:
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "t1"}
+    result = await request(client, "starchat/explain", params, "explain-1")
+    partial = "".join(p["text"] for p in client.partial_results["t1"])
+    assert len(client.partial_results["t1"]) > 1
+    assert partial == result.text
+    assert result.usage.tokens_out == 16
+    assert result.range.start.line == 3 and result.range.end.line == 9
+
+
+async def test_cancel_stops_the_model_and_frees_it(long_client: StarchatTestClient) -> None:
+    client = long_client
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "c1"}
+    pending = asyncio.ensure_future(request(client, "starchat/explain", params, "long-1"))
+    while not client.partial_results.get("c1"):
+        await asyncio.sleep(0.01)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
+    cancelled_at = time.monotonic()
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32800  # RequestCancelled
+    # The model is free: a chat request gets a full answer right after.
+    chunks_before = len(client.partial_results["c1"])
+    answer = await request(
+        client, "starchat/chat", {"messages": [{"role": "user", "content": "hi"}]}, "chat-1"
+    )
+    assert answer.usage.stop_reason == "length"
+    assert time.monotonic() - cancelled_at < 30
+    await asyncio.sleep(0.2)
+    assert len(client.partial_results["c1"]) <= chunks_before + 2  # nothing streams after
+
+
+async def test_document_changed_while_fixing_gives_content_modified(
+    long_client: StarchatTestClient,
+) -> None:
+    client = long_client
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "f1"}
+    pending = asyncio.ensure_future(request(client, "starchat/fix", params, "fix-1"))
+    while not client.partial_results.get("f1"):
+        await asyncio.sleep(0.01)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=0, character=0),
+                        end=types.Position(line=0, character=0),
+                    ),
+                    text="# edited\n",
+                )
+            ],
+        )
+    )
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32801  # ContentModified: never a stale edit
+
+
+async def test_code_actions_are_answered_while_the_model_runs(
+    long_client: StarchatTestClient,
+) -> None:
+    client = long_client
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "r1"}
+    pending = asyncio.ensure_future(request(client, "starchat/explain", params, "busy-1"))
+    while not client.partial_results.get("r1"):
+        await asyncio.sleep(0.01)
+    latencies = []
+    for _ in range(20):
+        started = time.monotonic()
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=URI),
+                range=cursor(6),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        latencies.append(time.monotonic() - started)
+        assert actions is not None and len(actions) == 3
+    assert not pending.done(), "the listing must not wait for the generation"
+    latencies.sort()
+    print(
+        f"code action listing during a generation: p50 {latencies[10] * 1000:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms"
+    )
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="busy-1"))
+    with pytest.raises(JsonRpcException):
+        await pending
+
+
+async def test_bad_custom_params_are_invalid_params(client: StarchatTestClient) -> None:
+    with pytest.raises(JsonRpcException) as caught:
+        await request(client, "starchat/fix", {"textDocument": {"uri": URI}, "range": None}, "b1")
+    assert caught.value.code == -32602
+    with pytest.raises(JsonRpcException) as caught:
+        await request(
+            client,
+            "starchat/explain",
+            {"textDocument": {"uri": "file:///nope.py"}, "range": whole(0, 1)},
+            "b2",
+        )
+    assert caught.value.code == -32602 and "didOpen" in str(caught.value)
+    with pytest.raises(JsonRpcException) as caught:
+        await request(client, "starchat/chat", {"messages": []}, "b3")
+    assert "user message" in str(caught.value)
+
+
+async def test_bad_settings_are_reported_and_replaced(
+    bare: StarchatTestClient, tiny_chatml_model: Path
+) -> None:
+    options = tiny_options(tiny_chatml_model)
+    options["generation"]["max_new_tokens"] = "lots"
+    options["generation"]["temperature"] = -1
+    options["colour"] = "blue"
+    await start(bare, options)
+    open_buggy(bare)
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9)}
+    result = await request(bare, "starchat/explain", params, "s1")
+    shown = [m.message for m in bare.messages]
+    assert any("max_new_tokens" in m and "default 512" in m for m in shown), shown
+    assert any("temperature" in m for m in shown)
+    assert any("colour" in m for m in shown)
+    assert result.usage.tokens_out > 16  # the default (512, clamped by the context) was used
+
+
+async def test_a_model_that_fails_to_load_says_why(bare: StarchatTestClient) -> None:
+    await start(bare, {"model": {"name": "no-such-model"}})
+    open_buggy(bare)
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9)}
+    with pytest.raises(JsonRpcException) as caught:
+        await request(bare, "starchat/explain", params, "m1")
+    assert caught.value.code == -32803 and "unknown model" in str(caught.value)
+    ends: list[types.WorkDoneProgressEnd] = []
+    for _ in range(100):  # the progress end may come just after the request's error
+        ends = [
+            r
+            for rs in bare.progress_reports.values()
+            for r in rs
+            if isinstance(r, types.WorkDoneProgressEnd)
+        ]
+        if ends:
+            break
+        await asyncio.sleep(0.05)
+    assert ends and "failed to load" in (ends[-1].message or "")
+    # Still alive: listing works and a new setting loads a good model.
+    actions = await bare.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=cursor(6),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions is not None
