@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from starchat_lsp.models.store import ModelStore
@@ -72,3 +78,71 @@ def test_feedback_streams_text_to_the_terminal() -> None:
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) >= 5
     assert f"{DEFAULT_MODEL} · loaded in" in result.stderr
+
+
+def apply_text_edits(text: str, text_edits: list[Any]) -> str:
+    """Apply LSP TextEdits, last first (ASCII text: UTF-16 columns are characters)."""
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def offset(position: Any) -> int:
+        return offsets[min(position.line, len(lines))] + position.character
+
+    for edit in sorted(
+        text_edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True
+    ):
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+    return text
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "starchat_lsp", "serve"])
+)
+async def server(lsp_client: LanguageClient) -> Any:
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_feedback_action_through_the_server(server: LanguageClient) -> None:
+    uri = "file:///work/off_by_one.py"
+    original = SAMPLE.read_text()
+    server.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=original
+            )
+        )
+    )
+    actions = await server.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(
+                start=types.Position(line=6, character=8), end=types.Position(line=6, character=8)
+            ),
+            context=types.CodeActionContext(diagnostics=[], only=["refactor.starchat.feedback"]),
+        )
+    )
+    assert actions is not None and len(actions) == 1
+    resolved = await server.code_action_resolve_async(actions[0])  # type: ignore[arg-type]
+    shown = [m.message for m in server.messages]
+    assert any(len(m.split()) >= 10 for m in shown), shown  # the feedback itself
+    if resolved.edit is None:  # refused: the user is told why, nothing is edited
+        assert any("no fix applied" in m for m in shown), shown
+        return
+    change = resolved.edit.document_changes[0]  # type: ignore[index]
+    assert change.text_document.version == 1
+    fixed = apply_text_edits(original, list(change.edits))
+    assert fixed != original
+    ast.parse(fixed)  # an applied fix always parses
+    for _ in range(50):
+        if server.diagnostics.get(uri):
+            break
+        await asyncio.sleep(0.1)
+    diagnostics = server.diagnostics[uri]
+    assert diagnostics and all(d.source == "starchat" for d in diagnostics)
+    assert all(0 <= d.range.start.line < len(original.splitlines()) for d in diagnostics)
