@@ -69,6 +69,24 @@ def cursor(line: int) -> types.Range:
     )
 
 
+async def list_actions(
+    client: StarchatTestClient,
+    line: int = 6,
+    *,
+    uri: str = URI,
+    diagnostics: list[types.Diagnostic] | None = None,
+    only: list[str] | None = None,
+) -> list[Any] | None:
+    """textDocument/codeAction with the cursor on `line`."""
+    return await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=cursor(line),
+            context=types.CodeActionContext(diagnostics=diagnostics or [], only=only),
+        )
+    )
+
+
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
     await start(lsp_client, tiny_options(tiny_chatml_model))
@@ -118,13 +136,7 @@ async def test_initialize_is_answered_before_the_model_loads(
 async def test_listing_offers_actions_on_the_function_under_the_cursor(
     client: StarchatTestClient,
 ) -> None:
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI),
-            range=cursor(6),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await list_actions(client)
     assert actions is not None
     titles = [a.title for a in actions if isinstance(a, types.CodeAction)]
     assert titles == [
@@ -141,13 +153,7 @@ async def test_a_diagnostic_from_another_tool_gets_its_own_fix(client: StarchatT
     diagnostic = types.Diagnostic(
         range=cursor(6), message="loop skips the last value", source="pylint"
     )
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI),
-            range=cursor(6),
-            context=types.CodeActionContext(diagnostics=[diagnostic], only=["quickfix"]),
-        )
-    )
+    actions = await list_actions(client, diagnostics=[diagnostic], only=["quickfix"])
     assert actions is not None
     assert [a.title for a in actions] == [  # type: ignore[union-attr]
         "Fix this code with starchat",
@@ -157,26 +163,14 @@ async def test_a_diagnostic_from_another_tool_gets_its_own_fix(client: StarchatT
 
 
 async def test_unopened_document_gets_no_actions(client: StarchatTestClient) -> None:
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri="file:///nowhere.py"),
-            range=cursor(0),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await list_actions(client, 0, uri="file:///nowhere.py")
     assert actions is None
 
 
 async def test_resolving_explain_runs_the_model_and_shows_the_answer(
     client: StarchatTestClient,
 ) -> None:
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI),
-            range=cursor(6),
-            context=types.CodeActionContext(diagnostics=[], only=["refactor.starchat.explain"]),
-        )
-    )
+    actions = await list_actions(client, only=["refactor.starchat.explain"])
     assert actions is not None and len(actions) == 1
     resolved = await client.code_action_resolve_async(actions[0])  # type: ignore[arg-type]
     assert resolved.title == "Explain this code with starchat"
@@ -254,13 +248,7 @@ async def test_code_actions_are_answered_while_the_model_runs(
     latencies = []
     for _ in range(20):
         started = time.monotonic()
-        actions = await client.text_document_code_action_async(
-            types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=URI),
-                range=cursor(6),
-                context=types.CodeActionContext(diagnostics=[]),
-            )
-        )
+        actions = await list_actions(client)
         latencies.append(time.monotonic() - started)
         assert actions is not None and len(actions) == 3
     assert not pending.done(), "the listing must not wait for the generation"
@@ -329,11 +317,5 @@ async def test_a_model_that_fails_to_load_says_why(bare: StarchatTestClient) -> 
         await asyncio.sleep(0.05)
     assert ends and "failed to load" in (ends[-1].message or "")
     # Still alive: listing works and a new setting loads a good model.
-    actions = await bare.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI),
-            range=cursor(6),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await list_actions(bare)
     assert actions is not None

@@ -14,7 +14,13 @@ from lsprotocol import types
 
 from starchat_lsp import edits, tasks
 from starchat_lsp.context import syntax
-from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult, GenerationSettings
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    Engine,
+    GenerationResult,
+    GenerationSettings,
+)
 from starchat_lsp.features.errors import ContentModifiedError, DocumentNotOpenError
 
 if TYPE_CHECKING:
@@ -58,6 +64,29 @@ def language_of(document: TextDocument) -> str | None:
     return syntax.language_for_path(document.path) if document.path else None
 
 
+def generation_settings(server: StarchatServer) -> GenerationSettings:
+    options = server.settings.generation
+    return GenerationSettings(
+        max_new_tokens=options.max_new_tokens, temperature=options.temperature
+    )
+
+
+def stream_answer(
+    engine: Engine,
+    messages: list[ChatMessage],
+    settings: GenerationSettings,
+    flag: CancelFlag,
+    on_text: Callable[[str], None] | None,
+    loop: asyncio.AbstractEventLoop,
+) -> GenerationResult:
+    """On the worker thread: run the model, handing each chunk to the event loop as it comes."""
+    stream = engine.chat(messages, settings, cancel=flag)
+    for chunk in stream:
+        if on_text is not None:
+            loop.call_soon_threadsafe(on_text, chunk)
+    return stream.result
+
+
 async def run_job(
     server: StarchatServer,
     kind: tasks.TaskKind,
@@ -78,10 +107,8 @@ async def run_job(
         language=language_of(document),
         note=note,
     )
-    options = server.settings.generation
-    settings = GenerationSettings(
-        max_new_tokens=options.max_new_tokens, temperature=options.temperature
-    )
+    settings = generation_settings(server)
+    system_prompt = server.settings.generation.system_prompt or None
     loop = asyncio.get_running_loop()
 
     def work(engine: Engine, flag: CancelFlag) -> tuple[tasks.Prepared, GenerationResult]:
@@ -91,13 +118,10 @@ async def run_job(
             request,
             engine,
             max_new_tokens=settings.max_new_tokens,
-            system_prompt=options.system_prompt or None,
+            system_prompt=system_prompt,
         )
-        stream = engine.chat(prepared.messages, settings, cancel=flag)
-        for chunk in stream:
-            if on_text is not None:
-                loop.call_soon_threadsafe(on_text, chunk)
-        return prepared, stream.result
+        result = stream_answer(engine, prepared.messages, settings, flag, on_text, loop)
+        return prepared, result
 
     prepared, result = await server.host.run(work)
     if open_document(server, uri).version != version:

@@ -21,14 +21,15 @@ from starchat_lsp.engine.base import (
     ChatMessage,
     Engine,
     GenerationResult,
-    GenerationSettings,
 )
 from starchat_lsp.features import feedback_diagnostics
 from starchat_lsp.features.assist_jobs import (
+    generation_settings,
     language_of,
     line_span,
     open_document,
     run_job,
+    stream_answer,
     workspace_edit,
 )
 from starchat_lsp.features.errors import json_rpc_errors
@@ -152,10 +153,8 @@ async def chat(ls: StarchatServer, params: Any) -> dict[str, Any]:
     uri = _uri(params) if isinstance(params.get("textDocument"), dict) else None
     document = open_document(ls, uri) if uri else None
     lines = line_span(document, _range(params)) if document and params.get("range") else None
-    options = ls.settings.generation
-    settings = GenerationSettings(
-        max_new_tokens=options.max_new_tokens, temperature=options.temperature
-    )
+    settings = generation_settings(ls)
+    system_prompt = ls.settings.generation.system_prompt or None
     on_text = _streamer(ls, params)
     loop = asyncio.get_running_loop()
 
@@ -173,12 +172,8 @@ async def chat(ls: StarchatServer, params: Any) -> dict[str, Any]:
                 count_tokens=engine.count_tokens,
                 max_prompt_tokens=budget - used,
             )
-        messages = prompts.build_chat_prompt(conversation, ctx, options.system_prompt or None)
-        stream = engine.chat(messages, settings, cancel=flag)
-        for chunk in stream:
-            if on_text is not None:
-                loop.call_soon_threadsafe(on_text, chunk)
-        return stream.result
+        messages = prompts.build_chat_prompt(conversation, ctx, system_prompt)
+        return stream_answer(engine, messages, settings, flag, on_text, loop)
 
     result = await ls.host.run(work)
     return {"text": result.text, "usage": result.as_dict()}
