@@ -297,7 +297,9 @@ async def test_bad_settings_are_reported_and_replaced(
     assert result.usage.tokens_out > 16  # the default (512, clamped by the context) was used
 
 
-async def test_a_model_that_fails_to_load_says_why(bare: StarchatTestClient) -> None:
+async def test_a_model_that_fails_to_load_says_why(
+    bare: StarchatTestClient, tiny_chatml_model: Path
+) -> None:
     await start(bare, {"model": {"name": "no-such-model"}})
     open_buggy(bare)
     params = {"textDocument": {"uri": URI}, "range": whole(3, 9)}
@@ -319,3 +321,8 @@ async def test_a_model_that_fails_to_load_says_why(bare: StarchatTestClient) -> 
     # Still alive: listing works and a new setting loads a good model.
     actions = await list_actions(bare)
     assert actions is not None
+    bare.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=tiny_options(tiny_chatml_model))
+    )
+    result = await request(bare, "starchat/explain", params, "m2")
+    assert result.usage.tokens_out == 16
