@@ -16,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from starchat_lsp.cli import terminal
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from starchat_lsp.models.store import ModelStore
 
@@ -93,7 +94,7 @@ def _pull(store: ModelStore, name: str) -> int:
         TimeElapsedColumn(),
     )
     tasks: dict[str, TaskID] = {}
-    console = Console(stderr=True)
+    console = terminal.stderr
     # Bars only in a terminal: in a log or a script, stderr keeps to errors.
     with Progress(*columns, console=console, disable=not console.is_terminal) as bars:
 

@@ -57,6 +57,7 @@ class TransformersEngine:
         self._load_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-model")
         self.load_time_s: float | None = None
+        self._end_ids: list[int] = []
 
     @property
     def name(self) -> str:
@@ -88,6 +89,10 @@ class TransformersEngine:
                 device=device,
                 dtype=dtype,
                 progress=progress,
+            )
+            # What ends an answer is fixed by the model: worked out once, read per request.
+            self._end_ids = templates.end_token_ids(
+                self._loaded.tokenizer, self._loaded.model.generation_config.eos_token_id
             )
             self.load_time_s = time.monotonic() - started
 
@@ -181,8 +186,7 @@ class TransformersEngine:
             sampling = settings.temperature > 0
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            generation_config = loaded.model.generation_config
-            eos_ids = templates.end_token_ids(loaded.tokenizer, generation_config.eos_token_id)
+            eos_ids = self._eos_ids()
             with torch.inference_mode():
                 loaded.model.generate(
                     **inputs,
@@ -233,7 +237,5 @@ class TransformersEngine:
         )
 
     def _eos_ids(self) -> list[int]:
-        loaded = self.loaded
-        return templates.end_token_ids(
-            loaded.tokenizer, loaded.model.generation_config.eos_token_id
-        )
+        self.load()
+        return self._end_ids
