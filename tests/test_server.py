@@ -63,6 +63,17 @@ async def request(client: StarchatTestClient, method: str, params: Any, msg_id: 
     return await asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
 
 
+async def start_streaming(
+    client: StarchatTestClient, method: str, token: str, msg_id: str
+) -> asyncio.Future[Any]:
+    """Send a starchat/* request on the whole function; return once its text is streaming."""
+    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": token}
+    pending = asyncio.ensure_future(request(client, method, params, msg_id))
+    while not client.partial_results.get(token):
+        await asyncio.sleep(0.01)
+    return pending
+
+
 def cursor(line: int) -> types.Range:
     return types.Range(
         start=types.Position(line=line, character=4), end=types.Position(line=line, character=4)
@@ -190,10 +201,7 @@ async def test_explain_request_streams_partial_results(client: StarchatTestClien
 
 async def test_cancel_stops_the_model_and_frees_it(long_client: StarchatTestClient) -> None:
     client = long_client
-    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "c1"}
-    pending = asyncio.ensure_future(request(client, "starchat/explain", params, "long-1"))
-    while not client.partial_results.get("c1"):
-        await asyncio.sleep(0.01)
+    pending = await start_streaming(client, "starchat/explain", "c1", "long-1")
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
     cancelled_at = time.monotonic()
     with pytest.raises(JsonRpcException) as caught:
@@ -214,10 +222,7 @@ async def test_document_changed_while_fixing_gives_content_modified(
     long_client: StarchatTestClient,
 ) -> None:
     client = long_client
-    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "f1"}
-    pending = asyncio.ensure_future(request(client, "starchat/fix", params, "fix-1"))
-    while not client.partial_results.get("f1"):
-        await asyncio.sleep(0.01)
+    pending = await start_streaming(client, "starchat/fix", "f1", "fix-1")
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
@@ -241,10 +246,7 @@ async def test_code_actions_are_answered_while_the_model_runs(
     long_client: StarchatTestClient,
 ) -> None:
     client = long_client
-    params = {"textDocument": {"uri": URI}, "range": whole(3, 9), "partialResultToken": "r1"}
-    pending = asyncio.ensure_future(request(client, "starchat/explain", params, "busy-1"))
-    while not client.partial_results.get("r1"):
-        await asyncio.sleep(0.01)
+    pending = await start_streaming(client, "starchat/explain", "r1", "busy-1")
     latencies = []
     for _ in range(20):
         started = time.monotonic()
