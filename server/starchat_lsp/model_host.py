@@ -36,10 +36,23 @@ class ModelHost:
         self._settings: EngineSettings | None = None
         self._engine: Engine | None = None
         self._loading: asyncio.Task[Engine] | None = None
+        self.runs = 0  # generations started: how often the model was asked for anything
 
     @property
     def settings(self) -> EngineSettings | None:
         return self._settings
+
+    @property
+    def state(self) -> str:
+        """ "ready", "loading", "failed" (the load raised) or "unconfigured"."""
+        if self._engine is not None:
+            return "ready"
+        task = self._loading
+        if task is None:
+            return "unconfigured"
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            return "failed"
+        return "loading"
 
     def configure(self, settings: EngineSettings, listener: LoadListener) -> bool:
         """Start loading the model `settings` names unless it is the one already there."""
@@ -104,10 +117,16 @@ class ModelHost:
             if task is self._loading:
                 return engine
 
-    async def run(self, work: Callable[[Engine, CancelFlag], T]) -> T:
-        """Run `work` on a thread with the engine; a cancelled caller stops it within a token."""
+    async def run(
+        self, work: Callable[[Engine, CancelFlag], T], flag: CancelFlag | None = None
+    ) -> T:
+        """Run `work` on a thread with the engine; a cancelled caller stops it within a token.
+
+        Setting `flag` (for example when a newer request supersedes this one) stops it too.
+        """
         engine = await self.engine()
-        flag = CancelFlag()
+        flag = flag or CancelFlag()
+        self.runs += 1
         try:
             return await asyncio.to_thread(work, engine, flag)
         except asyncio.CancelledError:

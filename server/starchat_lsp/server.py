@@ -9,6 +9,8 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from starchat_lsp import __version__
+from starchat_lsp.completion import CompletionCache
+from starchat_lsp.features.completion import LatestPerDocument
 from starchat_lsp.model_host import ModelHost
 from starchat_lsp.protocol import StarchatProtocol
 from starchat_lsp.settings import Settings
@@ -30,6 +32,9 @@ class StarchatServer(LanguageServer):
         self.host = ModelHost()
         self.initialization_options: object = None
         self.feedback_diagnostics: dict[str, list[types.Diagnostic]] = {}
+        self.completion_cache = CompletionCache()
+        self.completion_cache_hits = 0
+        self.latest_completions = LatestPerDocument()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # A body that is not JSON at all never reaches the protocol: answer it with -32700 here.
@@ -51,11 +56,14 @@ def create_server() -> StarchatServer:
     from starchat_lsp.features import (
         assist_requests,
         code_actions,
+        completion,
         feedback_diagnostics,
         lifecycle,
+        status,
     )
 
     server = StarchatServer()
-    for feature in (lifecycle, code_actions, assist_requests, feedback_diagnostics):
+    features = (lifecycle, code_actions, assist_requests, completion, feedback_diagnostics, status)
+    for feature in features:
         feature.register(server)
     return server

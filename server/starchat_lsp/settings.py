@@ -41,6 +41,8 @@ class GenerationOptions:
 class CompletionOptions:
     enabled: bool = True
     debounce_ms: int = 150  # wait after the last keystroke before asking the model
+    max_new_tokens: int = 128  # for a block; one line gets at most 48
+    max_context_tokens: int = 1024  # text around the cursor that the model sees
 
 
 @dataclass(kw_only=True)
@@ -72,6 +74,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "generation.max_new_tokens": _at_least(1),
     "generation.temperature": _at_least(0),
     "completion.debounce_ms": _at_least(0),
+    "completion.max_new_tokens": _at_least(1),
+    "completion.max_context_tokens": _at_least(64),
 }
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}

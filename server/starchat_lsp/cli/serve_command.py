@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starchat_lsp.cli.errors import UserError
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from starchat_lsp.server import StarchatServer
 
 
 def register(subparsers: Any) -> None:
@@ -34,12 +39,15 @@ def parse_address(value: str) -> tuple[str, int]:
         raise UserError(f"bad --tcp address {value!r}: write PORT or HOST:PORT") from None
     if not 0 < number < 65536:
         raise UserError(f"bad --tcp port {number}: use 1-65535")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 literal, as in [::1]:2087
+        host = host[1:-1]
     return host or "127.0.0.1", number
 
 
 def run(args: argparse.Namespace) -> int:
     from starchat_lsp.server import create_server
 
+    address = parse_address(args.tcp) if args.tcp else None  # a bad one fails before any work
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)
@@ -50,13 +58,40 @@ def run(args: argparse.Namespace) -> int:
     # pygls logs every message body at INFO: keep that out of the user's log.
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
-    address = parse_address(args.tcp) if args.tcp else None
+    end_process_on_exit(server)
     if address is None:
         server.start_io()
     else:
-        server.start_tcp(*address)
-    # `exit` was received: leave now. A load or a generation still running on a worker thread
-    # would otherwise keep the process alive and write to a closed stdout.
+        try:
+            server.start_tcp(*address)
+        except OSError as error:  # the host does not resolve, the port is taken or not allowed
+            # asyncio's bind error repeats the address; the errno's own words are enough
+            errno = error.errno if isinstance(error.errno, int) else 0
+            reason = os.strerror(errno) if errno > 0 else error.strerror or str(error)
+            raise UserError(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
+    # The client went away without `exit` (stdin or the socket closed): leave now. A load or a
+    # generation still running on a worker thread would otherwise keep the process alive and
+    # write to a closed stdout.
     server.host.close()
     logging.shutdown()
     os._exit(0)
+
+
+def end_process_on_exit(server: StarchatServer) -> None:
+    """End the process as soon as `exit` arrives, over stdio and TCP alike.
+
+    pygls ends it with `sys.exit` from inside the message handler. Over stdio `start_io` catches
+    that; over TCP the SystemExit escapes the connection task, asyncio logs it as an unhandled
+    exception with a traceback, and either way `asyncio.run` then waits for the worker threads:
+    a model load in progress (seconds) or a generation's last token. Exit code as LSP says: 0
+    after `shutdown`, 1 without it.
+    """
+    from lsprotocol import types
+
+    @server.feature(types.EXIT)
+    def leave(ls: StarchatServer, params: None) -> None:
+        code = 0 if getattr(ls.protocol, "_shutdown", True) else 1
+        log.info("exit received: ending the process (code %d)", code)
+        ls.host.close()
+        logging.shutdown()
+        os._exit(code)

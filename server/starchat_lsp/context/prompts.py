@@ -193,3 +193,29 @@ def build_completion_prompt(
     """A raw completion prompt; a comment naming the file heads it when we know how to comment."""
     header = languages.comment_line(language, path) if path else None
     return CompletionPrompt(prefix=f"{header}\n{prefix}" if header else prefix, suffix=suffix)
+
+
+CURSOR = "<CURSOR>"
+
+
+def build_cursor_completion_prompt(
+    prefix: str,
+    suffix: str,
+    *,
+    language: str | None,
+    path: str | None = None,
+    one_line: bool = True,
+    instruction: str | None = None,
+    system_prompt: str | None = None,
+) -> list[ChatMessage]:
+    """For a model without fill-in-the-middle: ask in chat for the code at a cursor marker."""
+    where = f" in {path}" if path else ""
+    asked = f"\nThe comment above it asks: {instruction.strip()}" if instruction else ""
+    amount = "the rest of that line" if one_line else "the lines that go there"
+    user = (
+        f"Complete my {_named(language)}{where} at {CURSOR}.{asked}\n\n"
+        f"{_fence(prefix + CURSOR + suffix, language)}\n\n"
+        f"Reply with only the code that replaces {CURSOR} ({amount}), in one "
+        f"```{_tag(language)} block, without repeating the code before or after it."
+    )
+    return _messages(system_prompt, user)

@@ -9,6 +9,7 @@ selection unchanged, no imports, no errors.
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -284,3 +285,113 @@ def _parameter_names(node: tree_sitter.Node) -> list[str]:
     if node.type == "typed_parameter" and node.named_children:
         return _parameter_names(node.named_children[0])
     return [_text(node)]  # a destructuring pattern or `...`: as written
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment or docstring: its lines (0-based, inclusive) and its words without markers."""
+
+    start_line: int
+    end_line: int
+    text: str
+    docstring: bool = False
+
+
+_COMMENT_MARKERS = re.compile(r"^\s*(?:#+|//+|/\*+|\*+/?|--|<!--|-->|\"\"\"|'''|\*/)\s?")
+
+
+def _comment_words(raw: str) -> str:
+    lines = [_COMMENT_MARKERS.sub("", line).rstrip() for line in raw.splitlines()]
+    text = "\n".join(line.removesuffix("*/").removesuffix("-->").rstrip() for line in lines)
+    return text.strip().strip("\"'").strip()
+
+
+def node_types_at(text: str, language: str, offset: int) -> list[str]:
+    """The types of the syntax nodes around a character offset, innermost first; [] if no grammar.
+
+    The node is the one just before the offset when it ends there (the cursor sits after what
+    was typed), so `# note|` is inside the comment and `foo(|)` is inside the arguments.
+    """
+    tree = _tree(text, language)
+    if tree is None:
+        return []
+    byte = len(text[:offset].encode("utf-8"))  # tree-sitter speaks UTF-8 bytes
+    node: tree_sitter.Node | None = tree.root_node.descendant_for_byte_range(
+        max(byte - 1, 0), max(byte - 1, 0)
+    )
+    if node is not None and node.end_byte < byte:  # a gap (whitespace) before the cursor
+        node = node.parent
+    found = []
+    while node is not None:
+        found.append(node.type)
+        node = node.parent
+    return found
+
+
+def comments(text: str, language: str) -> list[Comment]:
+    """Comments (runs of line comments joined) and docstrings, in document order."""
+    tree = _tree(text, language)
+    if tree is None:
+        return []
+    found: list[Comment] = []
+    pending = [tree.root_node]
+    while pending:
+        node = pending.pop()
+        if "comment" in node.type:
+            start, end = node.start_point[0], _last_row(node)
+            words = _comment_words(_text(node))
+            previous = found[-1] if found else None
+            if previous and not previous.docstring and previous.end_line == start - 1:
+                found[-1] = Comment(previous.start_line, end, f"{previous.text}\n{words}")
+            else:
+                found.append(Comment(start, end, words))
+        elif _is_docstring(node):
+            found.append(
+                Comment(node.start_point[0], _last_row(node), _comment_words(_text(node)), True)
+            )
+        else:
+            pending.extend(reversed(node.children))
+    return found
+
+
+def _is_docstring(node: tree_sitter.Node) -> bool:
+    """A Python string that is the first statement of a module, class or function body."""
+    if node.type != "expression_statement" or node.named_child_count != 1:
+        return False
+    if node.named_children[0].type != "string":
+        return False
+    parent = node.parent
+    if parent is None or parent.type not in {"block", "module"}:
+        return False
+    first = next((c for c in parent.named_children if c.type != "comment"), None)
+    return first is not None and first.id == node.id
+
+
+def body_is_only_docstring(text: str, language: str, line: int) -> bool:
+    """True when the function around the line has nothing in its body but a docstring."""
+    span = enclosing_definition(text, language, line)
+    if span is None or span.kind not in languages.FUNCTION_KINDS:
+        return False
+    lines = text.split("\n")[span.start_line : span.end_line + 1]
+    docs = [c for c in comments(text, language) if c.docstring]
+    inside = [c for c in docs if span.start_line <= c.start_line <= span.end_line]
+    if not inside:
+        return False
+    doc = inside[0]
+    after = lines[doc.end_line - span.start_line + 1 :]
+    return all(not line.strip() or line.strip() in {"pass", "..."} for line in after)
+
+
+def error_count(text: str, language: str) -> int:
+    """How many ERROR and MISSING nodes tree-sitter finds; 0 when there is no grammar."""
+    tree = _tree(text, language)
+    if tree is None or not tree.root_node.has_error:
+        return 0
+    count = 0
+    pending = [tree.root_node]
+    while pending:
+        node = pending.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        pending.extend(child for child in node.children if child.has_error or child.is_missing)
+    return count

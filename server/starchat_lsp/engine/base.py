@@ -145,6 +145,11 @@ class Engine(Protocol):
         """Load the model once; later calls return at once. Raises ModelLoadError."""
         ...
 
+    @property
+    def fill_in_middle(self) -> bool:
+        """Whether `complete` with a suffix fills in the middle (the model has FIM tokens)."""
+        ...
+
     def count_tokens(self, text: str) -> int: ...
 
     def chat(

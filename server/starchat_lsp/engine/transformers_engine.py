@@ -96,6 +96,10 @@ class TransformersEngine:
             )
             self.load_time_s = time.monotonic() - started
 
+    @property
+    def fill_in_middle(self) -> bool:
+        return templates.fim_tokens(self.loaded.tokenizer) is not None
+
     def count_tokens(self, text: str) -> int:
         return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
 

@@ -1,0 +1,148 @@
+"""Chat-driven completion: what to ask the model at a cursor, and what to insert from its answer.
+
+`scope_at` decides (cheaply, before any model) whether to complete and how much; `complete`
+runs on the model's thread: it fits the text around the cursor to a token budget, asks by
+fill-in-the-middle when the model can, else by a chat prompt with the nearest instruction comment,
+and cleans the answer. `CompletionCache` makes typing through a suggestion cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starchat_lsp.context import prompts, syntax
+from starchat_lsp.context.completion_cleaning import clean_completion
+from starchat_lsp.context.completion_scope import Scope, completion_scope
+from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult, GenerationSettings
+
+LINE_MAX_NEW_TOKENS = 48
+INSTRUCTION_REACH = 10  # lines above the cursor in which a comment counts as the instruction
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str  # what to insert at the cursor; "" for nothing
+    scope: Scope
+    result: GenerationResult
+
+
+def scope_at(text: str, offset: int, language: str | None) -> Scope:
+    return completion_scope(text, offset, language)
+
+
+def _fit(
+    prefix: str, suffix: str, count_tokens: Callable[[str], int], budget: int
+) -> tuple[str, str]:
+    """Whole lines nearest the cursor: three quarters of the budget before it, the rest after."""
+    head, _, current = prefix.rpartition("\n")
+    tail_line, newline, rest = suffix.partition("\n")
+    left = budget - count_tokens(current + tail_line)
+    kept_before: list[str] = []
+    allowance = left * 3 // 4
+    for line in reversed(head.split("\n") if "\n" in prefix else []):
+        allowance -= count_tokens(line) + 1
+        if allowance < 0:
+            break
+        kept_before.append(line)
+    left -= sum(count_tokens(line) + 1 for line in kept_before)
+    kept_after: list[str] = []
+    for line in rest.split("\n") if newline else []:
+        left -= count_tokens(line) + 1
+        if left < 0:
+            break
+        kept_after.append(line)
+    before = "".join(line + "\n" for line in reversed(kept_before)) + current
+    after = tail_line + "".join("\n" + line for line in kept_after)
+    return before, after
+
+
+def nearest_instruction(text: str, language: str | None, line: int) -> str | None:
+    """The comment or docstring that ends closest above the line (within a few lines)."""
+    if not language:
+        return None
+    above = [
+        c
+        for c in syntax.comments(text, language)
+        if c.start_line <= line and line - c.end_line <= INSTRUCTION_REACH and c.text
+    ]
+    return above[-1].text if above else None
+
+
+def complete(
+    engine: Engine,
+    text: str,
+    offset: int,
+    *,
+    language: str | None,
+    path: str | None,
+    scope: Scope,
+    max_new_tokens: int,
+    max_context_tokens: int,
+    flag: CancelFlag,
+    system_prompt: str | None = None,
+) -> Completion:
+    """On the model's thread: ask for the completion at `offset` and clean the answer.
+
+    A line gets at most LINE_MAX_NEW_TOKENS of `max_new_tokens`; `max_context_tokens` bounds the
+    text around the cursor that the model sees.
+    """
+    prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, max_context_tokens)
+    one_line = scope is Scope.LINE
+    max_new = min(LINE_MAX_NEW_TOKENS, max_new_tokens) if one_line else max_new_tokens
+    if engine.fill_in_middle:
+        prompt = prompts.build_completion_prompt(prefix, suffix, language, path)
+        settings = GenerationSettings(
+            max_new_tokens=max_new, stop=("\n",) if one_line else ("\n\n\n",)
+        )
+        stream = engine.complete(prompt, settings, cancel=flag)
+    else:
+        line = text.count("\n", 0, offset)
+        messages = prompts.build_cursor_completion_prompt(
+            prefix,
+            suffix,
+            language=language,
+            path=path,
+            one_line=one_line,
+            instruction=nearest_instruction(text, language, line),
+            system_prompt=system_prompt,
+        )
+        # a chat answer opens a fence first: room for it and for the closing one
+        settings = GenerationSettings(max_new_tokens=max_new + 16)
+        stream = engine.chat(messages, settings, cancel=flag)
+    result = stream.finish()
+    cleaned = clean_completion(result.text, text, offset, scope, language)
+    return Completion(cleaned, scope, result)
+
+
+class CompletionCache:
+    """Answers by (model, prefix, suffix); a prefix that has typed into an answer gets its rest."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    def get(self, model: str, prefix: str, suffix: str) -> str | None:
+        key = (model, prefix, suffix)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        for (cached_model, cached_prefix, cached_suffix), answer in reversed(self._entries.items()):
+            if cached_model != model or cached_suffix != suffix:
+                continue
+            if not prefix.startswith(cached_prefix):
+                continue
+            typed = prefix[len(cached_prefix) :]
+            if len(typed) < len(answer) and answer.startswith(typed):
+                return answer[len(typed) :]
+        return None
+
+    def put(self, model: str, prefix: str, suffix: str, answer: str) -> None:
+        self._entries[(model, prefix, suffix)] = answer
+        self._entries.move_to_end((model, prefix, suffix))
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,163 @@
+"""textDocument/inlineCompletion and textDocument/completion: code at the cursor from the model.
+
+Glue only: `completion` decides and cleans. Here: debounce, a newer request for the same
+document stops the older one (its model run within a token; it answers nothing), and the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from starchat_lsp import completion
+from starchat_lsp.context.completion_scope import Scope
+from starchat_lsp.engine.base import CancelFlag, Engine, StopReason
+from starchat_lsp.features.assist_jobs import language_of
+from starchat_lsp.features.errors import json_rpc_errors
+from starchat_lsp.model_host import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from pygls.workspace import TextDocument
+
+    from starchat_lsp.server import StarchatServer
+
+log = logging.getLogger(__name__)
+
+
+class LatestPerDocument:
+    """One completion at a time per document: starting one stops the one before."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, CancelFlag] = {}
+        self.superseded = 0
+
+    def start(self, uri: str) -> CancelFlag:
+        older = self._flags.get(uri)
+        if older is not None:
+            older.cancel()
+            self.superseded += 1
+        flag = self._flags[uri] = CancelFlag()
+        return flag
+
+    def finish(self, uri: str, flag: CancelFlag) -> None:
+        if self._flags.get(uri) is flag:
+            del self._flags[uri]
+
+
+async def completion_at(
+    server: StarchatServer, uri: str, position: types.Position
+) -> tuple[TextDocument, str] | None:
+    """The text to insert at the position, or None; never raises for lack of a model."""
+    options = server.settings.completion
+    if not options.enabled or uri not in server.workspace.text_documents:
+        return None
+    document = server.workspace.get_text_document(uri)
+    version, text = document.version, document.source
+    # LSP positions count UTF-16 units (unless negotiated): pygls converts to a str index
+    offset = min(document.offset_at_position(position), len(text))
+    language = language_of(document)
+    scope = completion.scope_at(text, offset, language)
+    if scope is Scope.NONE:
+        return None
+    model = server.settings.model.name
+    prefix, suffix = text[:offset], text[offset:]
+    cached = server.completion_cache.get(model, prefix, suffix)
+    if cached is not None:
+        server.completion_cache_hits += 1
+        return (document, cached) if cached else None
+    flag = server.latest_completions.start(uri)
+    try:
+        await asyncio.sleep(options.debounce_ms / 1000)
+        if flag.cancelled:
+            return None  # the user typed on: a newer request asks instead
+
+        def work(engine: Engine, flag: CancelFlag) -> completion.Completion:
+            return completion.complete(
+                engine,
+                text,
+                offset,
+                language=language,
+                path=document.path,
+                scope=scope,
+                max_new_tokens=options.max_new_tokens,
+                max_context_tokens=options.max_context_tokens,
+                flag=flag,
+                system_prompt=server.settings.generation.system_prompt or None,
+            )
+
+        try:
+            answer = await server.host.run(work, flag)
+        except ModelUnavailableError as error:
+            log.info("no completion: %s", error)  # the load failure was shown once already
+            return None
+        if flag.cancelled or answer.result.stop_reason in _UNFINISHED:
+            return None
+        server.completion_cache.put(model, prefix, suffix, answer.text)
+        if document.version != version or not answer.text:
+            return None  # typed meanwhile: the text is for a place that moved
+        return document, answer.text
+    finally:
+        server.latest_completions.finish(uri, flag)
+
+
+_UNFINISHED = (StopReason.CANCELLED, StopReason.ERROR)
+_WORD_BEFORE = re.compile(r"\w+$")
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def completion_item(
+    document: TextDocument, position: types.Position, text: str
+) -> types.CompletionItem:
+    """One item that replaces the word before the cursor, so that clients' filtering keeps it."""
+    offset = document.offset_at_position(position)
+    before = document.source[:offset].rpartition("\n")[2]
+    word = _WORD_BEFORE.search(before)
+    typed = word.group(0) if word else ""
+    start = types.Position(line=position.line, character=position.character - _utf16_len(typed))
+    first_line = (typed + text).strip().split("\n")[0]
+    return types.CompletionItem(
+        label=first_line[:60] + ("…" if len(first_line) > 60 else ""),
+        kind=types.CompletionItemKind.Snippet,
+        detail="starchat",
+        documentation=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=f"```\n{typed + text}\n```"
+        ),
+        filter_text=typed + text,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(
+            range=types.Range(start=start, end=position), new_text=typed + text
+        ),
+        sort_text="0",
+    )
+
+
+def register(server: StarchatServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    @json_rpc_errors
+    async def inline(
+        ls: StarchatServer, params: types.InlineCompletionParams
+    ) -> list[types.InlineCompletionItem]:
+        found = await completion_at(ls, params.text_document.uri, params.position)
+        if found is None:
+            return []
+        end = params.position
+        return [
+            types.InlineCompletionItem(
+                insert_text=found[1], range=types.Range(start=params.position, end=end)
+            )
+        ]
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+    @json_rpc_errors
+    async def complete(ls: StarchatServer, params: types.CompletionParams) -> types.CompletionList:
+        found = await completion_at(ls, params.text_document.uri, params.position)
+        items = [] if found is None else [completion_item(found[0], params.position, found[1])]
+        # incomplete: typing on asks again rather than filtering a stale answer
+        return types.CompletionList(is_incomplete=True, items=items)

@@ -1,0 +1,26 @@
+"""starchat/status: which model serves, whether it is ready, and how much work it has done."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starchat_lsp.features.errors import json_rpc_errors
+
+if TYPE_CHECKING:
+    from starchat_lsp.server import StarchatServer
+
+
+def register(server: StarchatServer) -> None:
+    @server.feature("starchat/status")
+    @json_rpc_errors
+    def status(ls: StarchatServer, params: Any) -> dict[str, Any]:
+        return {
+            "model": ls.settings.model.name,
+            "backend": ls.settings.model.backend,
+            "state": ls.host.state,
+            "generations": ls.host.runs,
+            "completion": {
+                "cache_hits": ls.completion_cache_hits,
+                "superseded": ls.latest_completions.superseded,
+            },
+        }
