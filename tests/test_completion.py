@@ -134,3 +134,7 @@ def test_cache_answers_the_same_place_and_typing_through_an_answer() -> None:
     cache.put("m", "a", "", "1")
     cache.put("m", "b", "", "2")  # the oldest entry goes
     assert cache.get("m", "x = ", "\n") is None
+
+
+def test_a_fence_that_closes_code_mid_line_ends_the_completion() -> None:
+    assert clean("x + 1```\nThis adds one.", "y = |\n") == "x + 1"

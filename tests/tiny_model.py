@@ -78,3 +78,41 @@ def build_tiny_model(
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def build_scripted_model(folder: Path, answer: str) -> Path:
+    """Save a tiny model that answers every chat prompt with `answer`, then ends its turn.
+
+    `answer` is one added token of the tokenizer, and the weights make the next token depend
+    on the last one only: any prompt token leads to the answer token, the answer token to
+    `<|im_end|>`. So greedy decoding gives exactly `answer` and a complete (end-of-turn) answer,
+    through the real loading, templating, streaming and answer-parsing code.
+    """
+    import torch
+
+    build_tiny_model(folder, chat_template=CHATML_TEMPLATE)
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens([answer])
+    answer_id = tokenizer.convert_tokens_to_ids(answer)
+    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model = LlamaForCausalLM.from_pretrained(folder)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        for layer in model.model.layers:  # no layer adds anything to the token's embedding
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.get_input_embeddings().weight
+        embeddings.zero_()
+        embeddings[:, 0] = 1.0  # every token points one way ...
+        embeddings[answer_id] = 0.0
+        embeddings[answer_id, 1] = 1.0  # ... but the answer token another
+        head = model.get_output_embeddings().weight
+        head.zero_()
+        head[answer_id, 0] = 10.0
+        head[end_id, 1] = 10.0
+    model.generation_config.suppress_tokens = None
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

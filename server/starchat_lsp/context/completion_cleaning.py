@@ -29,7 +29,8 @@ def _unfence(text: str) -> str:
     blocks = answers.code_blocks(text)
     if blocks:
         return blocks[0].code
-    return "\n".join(line for line in text.split("\n") if not _FENCE_LINE.fullmatch(line))
+    text = "\n".join(line for line in text.split("\n") if not _FENCE_LINE.fullmatch(line))
+    return text.split("```")[0]  # a fence that closes code mid-line: prose follows it
 
 
 def _drop_restated_prefix(text: str, before: str, prefix: str) -> str:

@@ -156,13 +156,15 @@ class TransformersEngine:
         future = self._worker.submit(self._generate, inputs, settings, streamer, stopper, flag)
 
         def chunks() -> Iterator[str]:
+            read_to_end = False
             try:
                 yield from streamer
+                read_to_end = True
             finally:
                 # Reached on normal end, on error, on Ctrl-C and when the reader stops early: in
                 # the last cases the model must not keep running for nobody. Waiting for the
                 # worker (one token at most) leaves the model free and the result whole.
-                if not future.done():
+                if not read_to_end and not future.done():
                     flag.cancel()
                 result_box.append(self._result(future, streamer, stopper, tokens_in, submitted))
             if result_box[0].stop_reason is StopReason.ERROR:

@@ -43,6 +43,9 @@ class LatestPerDocument:
         flag = self._flags[uri] = CancelFlag()
         return flag
 
+    def is_current(self, uri: str, flag: CancelFlag) -> bool:
+        return self._flags.get(uri) is flag
+
     def finish(self, uri: str, flag: CancelFlag) -> None:
         if self._flags.get(uri) is flag:
             del self._flags[uri]
@@ -72,7 +75,7 @@ async def completion_at(
     flag = server.latest_completions.start(uri)
     try:
         await asyncio.sleep(options.debounce_ms / 1000)
-        if flag.cancelled:
+        if not server.latest_completions.is_current(uri, flag):
             return None  # the user typed on: a newer request asks instead
 
         def work(engine: Engine, flag: CancelFlag) -> completion.Completion:
@@ -94,7 +97,8 @@ async def completion_at(
         except ModelUnavailableError as error:
             log.info("no completion: %s", error)  # the load failure was shown once already
             return None
-        if flag.cancelled or answer.result.stop_reason in _UNFINISHED:
+        superseded = not server.latest_completions.is_current(uri, flag)
+        if superseded or answer.result.stop_reason in _UNFINISHED:
             return None
         server.completion_cache.put(model, prefix, suffix, answer.text)
         if document.version != version or not answer.text:

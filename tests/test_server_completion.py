@@ -1,0 +1,211 @@
+"""Completion through the real server process: inline and classic, cache, supersede, UTF-16."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest_lsp
+from lsprotocol import types
+
+from lsp_client import StarchatTestClient
+from test_server import CONFIG, request, start
+
+NOTES = "file:///work/notes.txt"  # no grammar: the random model's text survives cleaning
+CODE = "file:///work/emoji.py"
+
+
+def options(model: Path, **completion: Any) -> dict[str, Any]:
+    return {
+        "model": {"name": str(model), "dtype": "float32"},
+        "completion": {"debounce_ms": 0, "max_new_tokens": 24, **completion},
+    }
+
+
+def open_document(client: StarchatTestClient, uri: str, text: str, version: int = 1) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="plaintext", version=version, text=text
+            )
+        )
+    )
+
+
+def utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def end_of(text: str) -> types.Position:
+    """The LSP position (UTF-16 columns) at the end of `text`."""
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=utf16(lines[-1]))
+
+
+async def inline(
+    client: StarchatTestClient, uri: str, position: types.Position
+) -> list[types.InlineCompletionItem]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+        )
+    )
+    assert isinstance(result, list)
+    return result
+
+
+async def status(client: StarchatTestClient, msg_id: str) -> Any:
+    return await request(client, "starchat/status", {}, msg_id)
+
+
+def type_text(client: StarchatTestClient, uri: str, at: types.Position, text: str, version: int):
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=text
+                )
+            ],
+        )
+    )
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def fim(lsp_client: StarchatTestClient, tiny_fim_model: Path) -> Any:
+    await start(lsp_client, options(tiny_fim_model))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def chat(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    await start(lsp_client, options(tiny_chatml_model))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def slow(lsp_client: StarchatTestClient, tiny_fim_model: Path) -> Any:
+    """Block completions run until the context is full: long enough to supersede one."""
+    await start(lsp_client, options(tiny_fim_model, max_new_tokens=100_000, debounce_ms=300))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_inline_completion_inserts_clean_text_at_the_cursor(
+    fim: StarchatTestClient,
+) -> None:
+    text = "shopping list\n\n"
+    open_document(fim, NOTES, text)
+    items = await inline(fim, NOTES, end_of(text))
+    assert len(items) == 1
+    item = items[0]
+    assert isinstance(item.insert_text, str) and item.insert_text.strip()
+    assert "<fim_" not in item.insert_text and "<|" not in item.insert_text
+    assert item.range is not None and item.range.start == item.range.end == end_of(text)
+    assert (await status(fim, "s1")).generations == 1
+
+
+async def test_typing_through_a_suggestion_costs_no_model_run(fim: StarchatTestClient) -> None:
+    text = "shopping list\n\n"
+    open_document(fim, NOTES, text)
+    first = (await inline(fim, NOTES, end_of(text)))[0].insert_text
+    assert isinstance(first, str) and len(first) >= 2
+    again = await inline(fim, NOTES, end_of(text))
+    assert again[0].insert_text == first
+    # The user types the suggestion's first character: the rest comes from the cache.
+    type_text(fim, NOTES, end_of(text), first[0], version=2)
+    rest = await inline(fim, NOTES, end_of(text + first[0]))
+    assert rest[0].insert_text == first[1:]
+    report = await status(fim, "s2")
+    assert report.generations == 1 and report.completion.cache_hits == 2
+
+
+async def test_classic_completion_gives_one_item_replacing_the_typed_word(
+    fim: StarchatTestClient,
+) -> None:
+    text = 'note "😀é" = shop'  # an astral emoji: 2 UTF-16 units, 1 code point, 4 bytes
+    open_document(fim, NOTES, text)
+    result = await fim.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=NOTES), position=end_of(text)
+        )
+    )
+    assert isinstance(result, types.CompletionList) and result.is_incomplete
+    assert len(result.items) == 1
+    edit = result.items[0].text_edit
+    assert isinstance(edit, types.TextEdit)
+    assert edit.range.end == end_of(text)
+    assert edit.range.start.character == utf16('note "😀é" = ')  # UTF-16 columns
+    assert edit.new_text.startswith("shop") and len(edit.new_text) > 4
+
+
+async def test_tree_sitter_decides_with_non_ascii_text_before_the_cursor(
+    fim: StarchatTestClient,
+) -> None:
+    # A byte/char mix-up looks 8 bytes too early, into the comment, and completes nothing.
+    text = '# 😀😀 emoji\ns = "😀é"; x = '
+    open_document(fim, CODE, text)
+    await inline(fim, CODE, end_of(text))
+    assert (await status(fim, "u1")).generations == 1
+    # Inside the comment, tree-sitter says no: the model does not run.
+    assert await inline(fim, CODE, types.Position(line=0, character=utf16("# 😀😀 emoji"))) == []
+    assert await inline(fim, CODE, types.Position(line=1, character=2)) == []  # in a word
+    assert (await status(fim, "u2")).generations == 1
+
+
+async def test_chat_models_complete_through_a_chat_prompt(chat: StarchatTestClient) -> None:
+    text = "shopping list\n\n"
+    open_document(chat, NOTES, text)
+    items = await inline(chat, NOTES, end_of(text))
+    assert all("```" not in str(item.insert_text) for item in items)
+    assert (await status(chat, "c1")).generations == 1
+
+
+async def test_a_newer_request_stops_the_older_one(slow: StarchatTestClient) -> None:
+    text = "shopping list\n\nmore\n"
+    open_document(slow, NOTES, text)
+    older = asyncio.ensure_future(inline(slow, NOTES, types.Position(line=1, character=0)))
+    for _ in range(200):  # wait until its model run has started (after the 300 ms debounce)
+        if (await status(slow, f"w{_}")).generations == 1:
+            break
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+    newer = await inline(slow, NOTES, types.Position(line=2, character=4))  # one line: quick
+    assert await older == []  # superseded: answers nothing
+    elapsed = time.monotonic() - started
+    report = await status(slow, "s3")
+    assert report.completion.superseded == 1 and report.generations == 2
+    assert isinstance(newer, list)
+    print(f"newer completion answered {elapsed:.2f} s after it superseded a long one")
+
+
+async def test_requests_inside_the_debounce_run_the_model_once(slow: StarchatTestClient) -> None:
+    text = "shopping list\n\nmore\n"
+    open_document(slow, NOTES, text)
+    # Three keystrokes well inside the 300 ms debounce: only the last one asks the model.
+    first = asyncio.ensure_future(inline(slow, NOTES, types.Position(line=1, character=0)))
+    await asyncio.sleep(0.02)
+    second = asyncio.ensure_future(inline(slow, NOTES, types.Position(line=3, character=0)))
+    await asyncio.sleep(0.02)
+    await inline(slow, NOTES, types.Position(line=2, character=4))  # one line: quick
+    assert await first == [] and await second == []
+    report = await status(slow, "d1")
+    assert report.generations == 1 and report.completion.superseded == 2
+
+
+async def test_completion_can_be_turned_off(fim: StarchatTestClient, tiny_fim_model: Path) -> None:
+    fim.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=options(tiny_fim_model, enabled=False))
+    )
+    text = "shopping list\n\n"
+    open_document(fim, NOTES, text)
+    assert await inline(fim, NOTES, end_of(text)) == []
+    assert (await status(fim, "off")).generations == 0
