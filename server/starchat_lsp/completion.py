@@ -64,7 +64,7 @@ def nearest_instruction(text: str, language: str | None, line: int) -> str | Non
         return None
     above = [
         c
-        for c in syntax.comments(text, language)
+        for c in syntax.comments(text, language, (max(line - INSTRUCTION_REACH, 0), line))
         if c.start_line <= line and line - c.end_line <= INSTRUCTION_REACH and c.text
     ]
     return above[-1].text if above else None

@@ -63,6 +63,19 @@ def replace_lines(text: str, start_line: int, end_line: int, replacement: str) -
     return newline.join(new_lines) + trailing
 
 
+def insert_lines(text: str, replace: tuple[int, int], code: str) -> str:
+    """`text` with lines replace[0]..replace[1] (inclusive; none when the end is before the
+    start) replaced by `code` as it is: no re-indenting."""
+    newline = newline_of(text)
+    lines = text.splitlines()
+    start, end = replace
+    if not 0 <= start <= len(lines) or end >= len(lines) or end < start - 1:
+        raise ValueError(f"lines {start}-{end} are outside a {len(lines)}-line text")
+    new_lines = lines[:start] + code.replace("\r\n", "\n").split("\n") + lines[end + 1 :]
+    trailing = newline if text.endswith(("\n", "\r")) else ""
+    return newline.join(new_lines) + trailing
+
+
 def _changed_opcodes(old: str, new: str) -> list[tuple[int, int, int, int]]:
     matcher = difflib.SequenceMatcher(a=old.splitlines(), b=new.splitlines(), autojunk=False)
     return [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from starchat_lsp import edits
-from starchat_lsp.context import answers, prompts, syntax
+from starchat_lsp.context import answers, languages, prompts, syntax
 from starchat_lsp.context.budget import gather_context, prompt_token_budget
+from starchat_lsp.context.instructions import Instruction, code_to_insert, instruction_at
 from starchat_lsp.context.prompts import CodeContext
 from starchat_lsp.engine.base import ChatMessage, Engine, GenerationResult, StopReason
 
@@ -21,10 +22,11 @@ class TaskKind(str, Enum):
     FEEDBACK = "feedback"
     FIX = "fix"
     EXPLAIN = "explain"
+    WRITE = "write"  # the code a comment or docstring asks for
 
 
-# Tasks whose answer carries a fix to offer as an edit.
-FIXING = (TaskKind.FEEDBACK, TaskKind.FIX)
+# Tasks whose answer carries code to offer as an edit.
+FIXING = (TaskKind.FEEDBACK, TaskKind.FIX, TaskKind.WRITE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +43,7 @@ class CodeRequest:
 class Prepared:
     messages: list[ChatMessage]
     context: CodeContext
+    instruction: Instruction | None = None  # for WRITE: what to write and where
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -90,15 +93,30 @@ def prepare(
     overhead = engine.count_tokens(
         (system_prompt or prompts.DEFAULT_SYSTEM_PROMPT) + (request.note or "")
     )
+    start_line, end_line = request.start_line, request.end_line
+    instruction = None
+    if kind is TaskKind.WRITE:
+        instruction = instruction_at(request.text, language, start_line, end_line)
+        if instruction is None:
+            raise NoInstructionError(
+                "no instruction here: put the cursor on a comment that asks for code, "
+                "or in a function whose body is only a docstring"
+            )
+        start_line, end_line = _write_context_lines(request.text, language, instruction)
     context = gather_context(
         request.text,
         path=request.path,
         language=language,
-        start_line=request.start_line,
-        end_line=request.end_line,
+        start_line=start_line,
+        end_line=end_line,
         count_tokens=engine.count_tokens,
         max_prompt_tokens=prompt_token_budget(engine.context_window, answer_room) - overhead,
     )
+    if instruction is not None:
+        messages = prompts.build_write_prompt(
+            instruction.text, context, docstring=instruction.docstring, system_prompt=system_prompt
+        )
+        return Prepared(messages=messages, context=context, instruction=instruction)
     if kind is TaskKind.FEEDBACK:
         messages = prompts.build_feedback_prompt(context, request.note, system_prompt)
     elif kind is TaskKind.FIX:
@@ -106,6 +124,31 @@ def prepare(
     else:
         messages = prompts.build_explain_prompt(context, system_prompt)
     return Prepared(messages=messages, context=context)
+
+
+def _write_context_lines(
+    text: str, language: str | None, instruction: Instruction
+) -> tuple[int, int]:
+    """The code to show with an instruction: the function its docstring is in, or the comment."""
+    if instruction.docstring and language:
+        span = syntax.enclosing_definition(text, language, instruction.start_line)
+        if span is not None:
+            return span.start_line, span.end_line
+    return instruction.start_line, instruction.end_line
+
+
+class NoInstructionError(ValueError):
+    """WRITE was asked where no comment or docstring asks for code."""
+
+
+def _written(answer: str, instruction: Instruction, request: CodeRequest) -> str | None:
+    """The code to insert from the answer's first block in the language; None without one."""
+    want = languages.normalize(request.language)
+    blocks = answers.code_blocks(answer)
+    fitting = [b for b in blocks if b.language is None or languages.normalize(b.language) == want]
+    if not (fitting or blocks):
+        return None
+    return code_to_insert((fitting or blocks)[0].code, instruction, request.text) or None
 
 
 def conclude(
@@ -116,10 +159,22 @@ def conclude(
     lines = answers.referenced_lines(result.text, ctx.code, ctx.start_line)
     if kind not in FIXING:
         return Outcome(answer=result.text, complete=complete, lines=lines)
-    fix = answers.pick_fix(result.text, ctx.code, ctx.language)
-    if fix is None:
+    if prepared.instruction is not None:
+        fix = _written(result.text, prepared.instruction, request)
+        new_text = (
+            None
+            if fix is None
+            else edits.insert_lines(request.text, prepared.instruction.replace, fix)
+        )
+    else:
+        fix = answers.pick_fix(result.text, ctx.code, ctx.language)
+        new_text = (
+            None
+            if fix is None
+            else edits.replace_lines(request.text, ctx.start_line, ctx.end_line, fix)
+        )
+    if fix is None or new_text is None:
         return Outcome(answer=result.text, complete=complete, lines=lines)
-    new_text = edits.replace_lines(request.text, ctx.start_line, ctx.end_line, fix)
     diff = edits.unified_diff(request.text, new_text, request.path or "untitled")
     problems = []
     if not complete:
@@ -130,7 +185,7 @@ def conclude(
         and not syntax.has_errors(request.text, ctx.language)
     )
     if not fix_parses:
-        problems.append("the proposed fix does not parse")
+        problems.append("the proposed code does not parse")
     if not diff:
         problems.append("the proposed code is the same as yours")
     return Outcome(

@@ -170,6 +170,24 @@ def build_instruction_prompt(
     return _messages(system_prompt, "\n\n".join(parts))
 
 
+def build_write_prompt(
+    instruction: str, ctx: CodeContext, *, docstring: bool, system_prompt: str | None = None
+) -> list[ChatMessage]:
+    """Ask for the code that a comment or a function's docstring asks for, and only that."""
+    what = (
+        "the body of this function, as its docstring describes"
+        if docstring
+        else (f"the code this comment asks for: {instruction.strip()}")
+    )
+    goes = "after the docstring" if docstring else f"right below the comment ({_lines(ctx)})"
+    user = (
+        f"Write {what}\n\n{_surroundings(ctx)}{_code(ctx)}\n\n"
+        f"The new code goes {goes}. Reply with only the new code in one "
+        f"```{_tag(ctx.language)} block, without repeating the code above.{_notes(ctx)}"
+    )
+    return _messages(system_prompt, user)
+
+
 def build_chat_prompt(
     conversation: list[ChatMessage],
     ctx: CodeContext | None = None,

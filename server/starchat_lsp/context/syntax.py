@@ -328,15 +328,21 @@ def node_types_at(text: str, language: str, offset: int) -> list[str]:
     return found
 
 
-def comments(text: str, language: str) -> list[Comment]:
-    """Comments (runs of line comments joined) and docstrings, in document order."""
+def comments(text: str, language: str, lines: tuple[int, int] | None = None) -> list[Comment]:
+    """Comments (runs of line comments joined) and docstrings, in document order.
+
+    With `lines` (0-based, inclusive), only those overlapping them: a big file is not walked.
+    """
     tree = _tree(text, language)
     if tree is None:
         return []
+    first, last = lines if lines is not None else (0, tree.root_node.end_point[0])
     found: list[Comment] = []
     pending = [tree.root_node]
     while pending:
         node = pending.pop()
+        if node.start_point[0] > last or node.end_point[0] < first:
+            continue
         if "comment" in node.type:
             start, end = node.start_point[0], _last_row(node)
             words = _comment_words(_text(node))
@@ -373,7 +379,7 @@ def body_is_only_docstring(text: str, language: str, line: int) -> bool:
     if span is None or span.kind not in languages.FUNCTION_KINDS:
         return False
     lines = text.split("\n")[span.start_line : span.end_line + 1]
-    docs = [c for c in comments(text, language) if c.docstring]
+    docs = [c for c in comments(text, language, (span.start_line, span.end_line)) if c.docstring]
     inside = [c for c in docs if span.start_line <= c.start_line <= span.end_line]
     if not inside:
         return False

@@ -98,7 +98,10 @@ def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
         uri = _uri(params)
         selection = _range(params)
         note = _field(params, "note", str, optional=True)
-        lines = line_span(open_document(ls, uri), selection)
+        if kind is tasks.TaskKind.WRITE:  # the instruction under the cursor, not its function
+            lines = (selection.start.line, selection.end.line)
+        else:
+            lines = line_span(open_document(ls, uri), selection)
         job = await run_job(ls, kind, uri, *lines, note=note, on_text=_streamer(ls, params))
         edit = workspace_edit(job) if kind in tasks.FIXING else None
         if kind is tasks.TaskKind.FEEDBACK and ls.settings.diagnostics.enabled:
@@ -180,6 +183,6 @@ async def chat(ls: StarchatServer, params: Any) -> dict[str, Any]:
 
 
 def register(server: StarchatServer) -> None:
-    for kind in (tasks.TaskKind.FEEDBACK, tasks.TaskKind.FIX, tasks.TaskKind.EXPLAIN):
+    for kind in tasks.TaskKind:
         server.feature(f"starchat/{kind.value}")(_code_request(kind))
     server.feature("starchat/chat")(chat)

@@ -10,8 +10,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from starchat_lsp import tasks
+from starchat_lsp.context.instructions import Instruction, instruction_at
 from starchat_lsp.features import feedback_diagnostics
-from starchat_lsp.features.assist_jobs import line_span, run_job, workspace_edit
+from starchat_lsp.features.assist_jobs import language_of, line_span, run_job, workspace_edit
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 FEEDBACK_KIND = "refactor.starchat.feedback"
 EXPLAIN_KIND = "refactor.starchat.explain"
+WRITE_KIND = "refactor.starchat.write"
+WRITE_TITLE = "Write code for this instruction with starchat"
 
 OFFERS = (
     (tasks.TaskKind.FEEDBACK, "Ask starchat for feedback on this code", FEEDBACK_KIND),
@@ -28,7 +31,11 @@ OFFERS = (
 
 
 def offer(
-    uri: str, version: int | None, lines: tuple[int, int], diagnostics: list[types.Diagnostic]
+    uri: str,
+    version: int | None,
+    lines: tuple[int, int],
+    diagnostics: list[types.Diagnostic],
+    instruction: Instruction | None = None,
 ) -> list[types.CodeAction]:
     """The actions for a range: titles and data only, so listing costs nothing."""
     data = {"uri": uri, "version": version, "start_line": lines[0], "end_line": lines[1]}
@@ -36,6 +43,16 @@ def offer(
         types.CodeAction(title=title, kind=kind, data={**data, "task": task.value})
         for task, title, kind in OFFERS
     ]
+    if instruction is not None:
+        where = {"start_line": instruction.start_line, "end_line": instruction.end_line}
+        actions.insert(
+            0,
+            types.CodeAction(
+                title=WRITE_TITLE,
+                kind=WRITE_KIND,
+                data={**data, **where, "task": tasks.TaskKind.WRITE.value},
+            ),
+        )
     for diagnostic in diagnostics:
         if diagnostic.source == feedback_diagnostics.SOURCE:
             continue
@@ -78,7 +95,12 @@ def register(server: StarchatServer) -> None:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(
             resolve_provider=True,
-            code_action_kinds=[types.CodeActionKind.QuickFix, FEEDBACK_KIND, EXPLAIN_KIND],
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                FEEDBACK_KIND,
+                EXPLAIN_KIND,
+                WRITE_KIND,
+            ],
         ),
     )
     @json_rpc_errors
@@ -92,7 +114,11 @@ def register(server: StarchatServer) -> None:
         if not document.source.strip():
             return None
         lines = line_span(document, params.range)
-        actions = offer(uri, document.version, lines, list(params.context.diagnostics))
+        instruction = instruction_at(
+            document.source, language_of(document), params.range.start.line, params.range.end.line
+        )
+        diagnostics = list(params.context.diagnostics)
+        actions = offer(uri, document.version, lines, diagnostics, instruction)
         return [action for action in actions if _wanted(action, params.context.only)]
 
     @server.feature(types.CODE_ACTION_RESOLVE)
@@ -108,7 +134,7 @@ def register(server: StarchatServer) -> None:
             if action.edit is None:
                 reasons = "; ".join(job.outcome.problems) or "the answer had no code to apply"
                 ls.tell(f"starchat: no fix applied ({reasons})", types.MessageType.Info)
-        if task is not tasks.TaskKind.FIX:
+        if task not in (tasks.TaskKind.FIX, tasks.TaskKind.WRITE):
             ls.tell(job.outcome.answer, types.MessageType.Info)
         if task is tasks.TaskKind.FEEDBACK and ls.settings.diagnostics.enabled:
             feedback_diagnostics.publish(ls, job)

@@ -16,6 +16,7 @@ from pygls.exceptions import (
 
 from starchat_lsp.context.budget import ContextTooSmallError
 from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.tasks import NoInstructionError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def to_json_rpc(error: Exception) -> JsonRpcException:
     """The JSON-RPC error for `error`; what the user can act on keeps its message."""
     if isinstance(error, JsonRpcException):
         return error
+    if isinstance(error, NoInstructionError):
+        return JsonRpcInvalidParams(str(error))
     if isinstance(error, (EngineError, ContextTooSmallError)):
         return RequestFailedError(str(error))
     log.error("unexpected error in a request", exc_info=error)
