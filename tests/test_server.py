@@ -328,3 +328,24 @@ async def test_a_model_that_fails_to_load_says_why(
     )
     result = await request(bare, "starchat/explain", params, "m2")
     assert result.usage.tokens_out == 16
+
+
+async def test_chat_about_a_document_streams_even_with_a_huge_answer_limit(
+    long_client: StarchatTestClient,
+) -> None:
+    client = long_client
+    params = {
+        "messages": [{"role": "user", "content": "What does this do?"}],
+        "textDocument": {"uri": URI},
+        "range": whole(3, 9),
+        "partialResultToken": "doc-chat",
+    }
+    pending = asyncio.ensure_future(request(client, "starchat/chat", params, "doc-chat-1"))
+    while not client.partial_results.get("doc-chat"):
+        if pending.done():
+            pending.result()  # an error instead of text: raise it
+        await asyncio.sleep(0.01)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="doc-chat-1"))
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32800

@@ -10,6 +10,7 @@ from pygls.lsp.server import LanguageServer
 
 from starchat_lsp import __version__
 from starchat_lsp.completion import CompletionCache
+from starchat_lsp.context.document_trees import DocumentTrees
 from starchat_lsp.features.completion import LatestPerDocument
 from starchat_lsp.model_host import ModelHost
 from starchat_lsp.protocol import StarchatProtocol
@@ -32,6 +33,7 @@ class StarchatServer(LanguageServer):
         self.host = ModelHost()
         self.initialization_options: object = None
         self.feedback_diagnostics: dict[str, list[types.Diagnostic]] = {}
+        self.trees = DocumentTrees()
         self.completion_cache = CompletionCache()
         self.completion_cache_hits = 0
         self.latest_completions = LatestPerDocument()
@@ -57,13 +59,13 @@ def create_server() -> StarchatServer:
         assist_requests,
         code_actions,
         completion,
-        feedback_diagnostics,
+        documents,
         lifecycle,
         status,
     )
 
     server = StarchatServer()
-    features = (lifecycle, code_actions, assist_requests, completion, feedback_diagnostics, status)
+    features = (lifecycle, documents, code_actions, assist_requests, completion, status)
     for feature in features:
         feature.register(server)
     return server

@@ -22,8 +22,9 @@ class ContextTooSmallError(ValueError):
     """Not even the prompt's own words fit the model's context."""
 
     def __init__(self, max_prompt_tokens: int) -> None:
+        room = f"in {max_prompt_tokens} tokens" if max_prompt_tokens > 0 else "at all"
         super().__init__(
-            f"the prompt does not fit in {max_prompt_tokens} tokens, even without code: "
+            f"the prompt does not fit {room}, even without code: shorten the conversation, "
             "use a model with a larger context or lower max_new_tokens"
         )
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import tree_sitter
 
@@ -60,17 +61,54 @@ def _parser(language: str) -> tree_sitter.Parser | None:
     return parsers[language]
 
 
-def parse(text: str, language: str) -> tree_sitter.Tree | None:
-    """A fresh syntax tree for `text`; None when the language has no grammar."""
+class _Counts:
+    full_parses = 0  # how often a text was parsed from scratch (the cache and reuse avoid it)
+
+
+counts = _Counts()
+
+
+def parse(
+    text: str, language: str, old_tree: tree_sitter.Tree | None = None
+) -> tree_sitter.Tree | None:
+    """A syntax tree for `text`; None when the language has no grammar.
+
+    With `old_tree` (already edited to match `text`), tree-sitter re-parses only what changed.
+    """
     parser = _parser(language)
-    return None if parser is None else parser.parse(text.encode("utf-8"))
+    if parser is None:
+        return None
+    if old_tree is None:
+        counts.full_parses += 1
+        return parser.parse(text.encode("utf-8"))
+    return parser.parse(text.encode("utf-8"), old_tree)
 
 
-@lru_cache(maxsize=8)
+_TREES: OrderedDict[tuple[str, str], tree_sitter.Tree | None] = OrderedDict()
+_TREES_LOCK = threading.Lock()
+_TREES_KEPT = 8
+
+
 def _tree(text: str, language: str) -> tree_sitter.Tree | None:
-    # One request asks several questions about the same text: parse it once. Callers of this
-    # cache must not edit the tree.
-    return parse(text, language)
+    # One request asks several questions about the same text: parse it once. The open
+    # documents' trees are put here by `adopt` as they change. Nobody may edit these trees.
+    key = (text, language)
+    with _TREES_LOCK:
+        if key in _TREES:
+            _TREES.move_to_end(key)
+            return _TREES[key]
+    tree = parse(text, language)
+    adopt(text, language, tree)
+    return tree
+
+
+def adopt(text: str, language: str, tree: tree_sitter.Tree | None) -> None:
+    """Make `tree` the one every function here uses for `text`."""
+    with _TREES_LOCK:
+        _TREES[(text, language)] = tree
+        _TREES.move_to_end((text, language))
+        while len(_TREES) > _TREES_KEPT:
+            _TREES.popitem(last=False)
 
 
 def _last_row(node: tree_sitter.Node) -> int:

@@ -164,7 +164,9 @@ async def chat(ls: StarchatServer, params: Any) -> dict[str, Any]:
     def work(engine: Engine, flag: CancelFlag) -> GenerationResult:
         ctx = None
         if document is not None and lines is not None:
-            budget = prompt_token_budget(engine.context_window, settings.max_new_tokens)
+            # as for code tasks, the answer gets at most half the window (it stops at the end)
+            answer_room = min(settings.max_new_tokens, engine.context_window // 2)
+            budget = prompt_token_budget(engine.context_window, answer_room)
             used = sum(engine.count_tokens(m.content) for m in conversation)
             ctx = gather_context(
                 document.source,

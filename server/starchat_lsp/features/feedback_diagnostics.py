@@ -85,23 +85,21 @@ def after_change(
     return kept
 
 
-def register(server: StarchatServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def changed(ls: StarchatServer, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        before = ls.feedback_diagnostics.get(uri)
-        if not before:
-            return
-        after = after_change(before, list(params.content_changes))
-        if len(after) != len(before) or after != before:
-            ls.feedback_diagnostics[uri] = after
-            ls.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=uri, diagnostics=after)
-            )
+def on_change(server: StarchatServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    before = server.feedback_diagnostics.get(uri)
+    if not before:
+        return
+    after = after_change(before, list(params.content_changes))
+    if len(after) != len(before) or after != before:
+        server.feedback_diagnostics[uri] = after
+        server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=after)
+        )
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def closed(ls: StarchatServer, params: types.DidCloseTextDocumentParams) -> None:
-        if ls.feedback_diagnostics.pop(params.text_document.uri, None):
-            ls.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
-            )
+
+def on_close(server: StarchatServer, uri: str) -> None:
+    if server.feedback_diagnostics.pop(uri, None):
+        server.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )

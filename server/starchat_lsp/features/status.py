@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from starchat_lsp.context import syntax
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -19,6 +20,10 @@ def register(server: StarchatServer) -> None:
             "backend": ls.settings.model.backend,
             "state": ls.host.state,
             "generations": ls.host.runs,
+            "syntax": {
+                "full_parses": syntax.counts.full_parses,
+                "incremental_parses": ls.trees.incremental_parses,
+            },
             "completion": {
                 "cache_hits": ls.completion_cache_hits,
                 "superseded": ls.latest_completions.superseded,
