@@ -12,22 +12,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starchat_lsp.engine.factory import BACKENDS, EngineSettings
+from starchat_lsp.engine.factory import BACKENDS, HTTP_APIS, EngineSettings, HttpEngineSettings
 from starchat_lsp.engine.loading import DEVICES, DTYPES
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
 
 @dataclass(kw_only=True)
 class ModelSettings:
-    name: str = DEFAULT_MODEL  # catalogue name, model folder or hub id
-    backend: str = "transformers"
+    name: str = DEFAULT_MODEL  # catalogue name, model folder, .gguf file or hub id
+    backend: str = "transformers"  # or "llamacpp" (fast on CPU) or "http" (a team server)
     device: str = "auto"
     dtype: str = "auto"
+    threads: int = 0  # llama.cpp: CPU threads; 0 = all cores
+    context_size: int = 0  # llama.cpp: context tokens; 0 = the model's own
 
-    def engine_settings(self) -> EngineSettings:
-        return EngineSettings(
-            model=self.name, backend=self.backend, device=self.device, dtype=self.dtype
-        )
+
+@dataclass(kw_only=True)
+class HttpOptions:
+    """The serving engine for backend "http" (vLLM, TGI, llama.cpp server, Ollama)."""
+
+    endpoint: str = "http://127.0.0.1:8080"
+    api: str = "openai"  # or "tgi" (its native /generate_stream)
+    model: str = ""  # the name the server knows the model by; empty: model.name
+    api_key_env: str = ""  # name of the environment variable that holds the API key
+    connect_timeout_s: float = 5.0
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+    retries: int = 2
+    max_concurrent: int = 4
+    context_window: int = 4096  # the served model's context (prompt plus answer), in tokens
 
 
 @dataclass(kw_only=True)
@@ -56,6 +69,19 @@ class Settings:
     generation: GenerationOptions = field(default_factory=GenerationOptions)
     completion: CompletionOptions = field(default_factory=CompletionOptions)
     diagnostics: DiagnosticsOptions = field(default_factory=DiagnosticsOptions)
+    http: HttpOptions = field(default_factory=HttpOptions)
+
+    def engine_settings(self) -> EngineSettings:
+        model = self.model
+        return EngineSettings(
+            model=model.name,
+            backend=model.backend,
+            device=model.device,
+            dtype=model.dtype,
+            threads=model.threads,
+            context_size=model.context_size,
+            http=HttpEngineSettings(**dataclasses.asdict(self.http)),
+        )
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -73,6 +99,18 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model.dtype": _one_of(DTYPES),
     "generation.max_new_tokens": _at_least(1),
     "generation.temperature": _at_least(0),
+    "model.threads": _at_least(0),
+    "model.context_size": _at_least(0),
+    "http.api": _one_of(HTTP_APIS),
+    "http.endpoint": lambda value: (
+        None if value.startswith(("http://", "https://")) else "use an http:// or https:// URL"
+    ),
+    "http.connect_timeout_s": _at_least(0.1),
+    "http.first_token_timeout_s": _at_least(0.1),
+    "http.total_timeout_s": _at_least(0.1),
+    "http.retries": _at_least(0),
+    "http.max_concurrent": _at_least(1),
+    "http.context_window": _at_least(256),
     "completion.debounce_ms": _at_least(0),
     "completion.max_new_tokens": _at_least(1),
     "completion.max_context_tokens": _at_least(64),

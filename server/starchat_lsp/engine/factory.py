@@ -1,15 +1,35 @@
-"""Build the engine a setting names: a catalogue model, a local folder or a hub id."""
+"""Build the engine a setting names: transformers or llama.cpp on a local model, or an HTTP server.
+
+Backends import lazily: llama-cpp-python is an optional extra and the HTTP client is only needed
+when a team server is used.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.errors import EngineError
-from starchat_lsp.engine.transformers_engine import TransformersEngine
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
-BACKENDS = ("transformers",)
+BACKENDS = ("transformers", "llamacpp", "http")
+HTTP_APIS = ("openai", "tgi")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpEngineSettings:
+    """Where a serving engine (vLLM, TGI, llama.cpp server, Ollama) listens; how to talk to it."""
+
+    endpoint: str = "http://127.0.0.1:8080"  # base URL; /v1/... (openai) or /generate_stream (tgi)
+    api: str = "openai"  # "openai": /v1/chat/completions and /v1/completions; "tgi": native
+    model: str = ""  # the model name the server expects; empty: the `model` setting's name
+    api_key_env: str = ""  # the environment variable holding the API key (never the key itself)
+    connect_timeout_s: float = 5.0
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+    retries: int = 2  # for connection errors, 429 and 503 only, with backoff
+    max_concurrent: int = 4  # requests in flight at once from this editor
+    context_window: int = 4096  # the served model's context, in tokens (prompt plus answer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,15 +38,40 @@ class EngineSettings:
     backend: str = "transformers"
     device: str = "auto"
     dtype: str = "auto"
+    threads: int = 0  # llama.cpp: CPU threads; 0 = as many as there are cores
+    context_size: int = 0  # llama.cpp: tokens of context; 0 = the model's own
+    http: HttpEngineSettings = field(default_factory=HttpEngineSettings)
 
 
 def create_engine(settings: EngineSettings) -> Engine:
     """An engine for `settings.model`; nothing loads until `load()` or the first request."""
-    from starchat_lsp.models.store import ModelStore
-
     if settings.backend not in BACKENDS:
         raise EngineError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
+    if settings.backend == "http":
+        from starchat_lsp.engine.http_engine import HttpEngine
+
+        return HttpEngine(settings.http, name=settings.http.model or settings.model)
+
+    from starchat_lsp.models.store import ModelStore
+
     resolved = ModelStore().resolve(settings.model)
+    if settings.backend == "llamacpp":
+        from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
+
+        if resolved.gguf_path is None:
+            raise EngineError(
+                f"{settings.model} has no GGUF file for llama.cpp: pull a catalogue model "
+                "(`starchat-lsp models pull NAME`) or give the path of a .gguf file"
+            )
+        return LlamaCppEngine(
+            str(resolved.gguf_path),
+            name=resolved.name,
+            threads=settings.threads,
+            context_size=settings.context_size,
+        )
+
+    from starchat_lsp.engine.transformers_engine import TransformersEngine
+
     return TransformersEngine(
         resolved.location,
         name=resolved.name,

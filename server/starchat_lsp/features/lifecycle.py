@@ -19,7 +19,7 @@ def apply_settings(server: StarchatServer, raw: object) -> None:
         server.tell(problem)
     server.settings = settings
     # Loading starts here, after `initialize` was answered: the editor never waits for it.
-    server.host.configure(settings.model.engine_settings(), WorkProgress(server))
+    server.host.configure(settings.engine_settings(), WorkProgress(server))
 
 
 def register(server: StarchatServer) -> None:
