@@ -138,3 +138,9 @@ def test_cache_answers_the_same_place_and_typing_through_an_answer() -> None:
 
 def test_a_fence_that_closes_code_mid_line_ends_the_completion() -> None:
     assert clean("x + 1```\nThis adds one.", "y = |\n") == "x + 1"
+
+
+def test_a_classic_item_is_a_snippet_that_inserts_the_text_exactly() -> None:
+    from starchat_lsp.features.completion import _snippet
+
+    assert _snippet("cost = f'${x}' \\ 2") == "cost = f'\\${x\\}' \\\\ 2"

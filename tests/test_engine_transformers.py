@@ -214,3 +214,30 @@ def test_completion_without_fim_tokens_uses_the_prefix(engine: TransformersEngin
     prompt = CompletionPrompt(prefix="def add(a, b):\n", suffix="\nprint(1)\n")
     result = engine.complete(prompt, GenerationSettings(max_new_tokens=2)).finish()
     assert result.tokens_in == engine.count_tokens("def add(a, b):\n")
+
+
+def test_a_follow_up_reuses_the_shared_prefix_and_answers_the_same(
+    tiny_chatml_model: Path,
+) -> None:
+    settings = GenerationSettings(max_new_tokens=12)
+    first_turn = [ChatMessage("user", "def add(a, b):\n    return a + b\n" * 8 + "Explain it.")]
+    warm = TransformersEngine(str(tiny_chatml_model), dtype="float32")
+    answer = warm.chat(first_turn, settings).finish()
+    assert answer.reused_tokens == 0
+    follow_up = [
+        *first_turn,
+        ChatMessage("assistant", answer.text),
+        ChatMessage("user", "Is there a bug?"),
+    ]
+    reused = warm.chat(follow_up, settings).finish()
+    cold = TransformersEngine(str(tiny_chatml_model), dtype="float32")
+    fresh = cold.chat(follow_up, settings).finish()
+    # The whole first turn came from the cache, and the answer is the one a fresh model gives.
+    assert reused.reused_tokens >= answer.tokens_in
+    assert reused.tokens_in == fresh.tokens_in and fresh.reused_tokens == 0
+    assert reused.text == fresh.text
+    # An unrelated prompt starts afresh.
+    other = warm.chat(HELLO, settings).finish()
+    assert other.reused_tokens == 0
+    warm.close()
+    cold.close()

@@ -145,6 +145,7 @@ async def test_classic_completion_gives_one_item_replacing_the_typed_word(
     assert edit.range.end == end_of(text)
     assert edit.range.start.character == utf16('note "😀é" = ')  # UTF-16 columns
     assert edit.new_text.startswith("shop") and len(edit.new_text) > 4
+    assert result.items[0].insert_text_format == types.InsertTextFormat.Snippet
 
 
 async def test_tree_sitter_decides_with_non_ascii_text_before_the_cursor(

@@ -57,6 +57,7 @@ class GenerationResult:
     time_to_first_token_s: float | None  # None when no token came
     total_s: float
     queue_wait_s: float = 0.0  # time spent waiting for the model worker before starting
+    reused_tokens: int = 0  # prompt tokens whose KV cache an earlier request left (not recomputed)
     error: str | None = None
 
     @property
@@ -76,6 +77,7 @@ class GenerationResult:
             "tokens_per_s": round(self.tokens_per_s, 2),
             "total_s": round(self.total_s, 3),
             "queue_wait_s": round(self.queue_wait_s, 3),
+            "reused_tokens": self.reused_tokens,
             "error": self.error,
         }
 

@@ -36,6 +36,7 @@ from starchat_lsp.engine.loading import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_WINDOW = 2048
+MIN_REUSED_TOKENS = 16  # below this, reusing a cache saves less than it risks
 
 
 class TransformersEngine:
@@ -58,6 +59,8 @@ class TransformersEngine:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-model")
         self.load_time_s: float | None = None
         self._end_ids: list[int] = []
+        # The last run's token ids and KV cache; only the worker thread touches it.
+        self._prefix: tuple[list[int], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -193,9 +196,11 @@ class TransformersEngine:
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             eos_ids = self._eos_ids()
+            cache = self._reusable_cache(inputs["input_ids"][0].tolist(), stopper)
             with torch.inference_mode():
-                loaded.model.generate(
+                sequences = loaded.model.generate(
                     **inputs,
+                    cache=cache,
                     max_new_tokens=settings.max_new_tokens,
                     do_sample=sampling,
                     temperature=settings.temperature if sampling else None,
@@ -208,8 +213,40 @@ class TransformersEngine:
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([stopper]),
                 )
+            # What the cache holds now: the prompt and the answer but its last token.
+            self._prefix = (sequences[0, : cache.get_seq_length()].tolist(), cache)
+        except BaseException:
+            self._prefix = None  # a failed run may leave the cache half-written
+            raise
         finally:
             streamer.end()
+
+    def _reusable_cache(self, input_ids: list[int], stopper: Any) -> Any:
+        """On the worker thread: the last run's KV cache cut to what this prompt shares with it.
+
+        A follow-up chat turn or a completion after a few keystrokes repeats a long prefix;
+        its attention keys and values are kept, so only the new tokens go through the model.
+        """
+        from transformers import DynamicCache
+
+        previous = self._prefix
+        self._prefix = None
+        stopper.reused_tokens = 0
+        if previous is not None:
+            ids, cache = previous
+            shared = 0
+            for old, new in zip(ids, input_ids, strict=False):
+                if old != new:
+                    break
+                shared += 1
+            shared = min(shared, len(input_ids) - 1)  # at least one token must go through
+            if shared >= MIN_REUSED_TOKENS and cache.is_croppable:
+                surplus = cache.get_seq_length() - shared
+                if surplus > 0:
+                    cache.crop(-surplus)  # transformers 5 crops by a negative count
+                stopper.reused_tokens = shared
+                return cache
+        return DynamicCache(config=self.loaded.model.config)
 
     def _result(
         self,
@@ -239,6 +276,7 @@ class TransformersEngine:
             time_to_first_token_s=None if first is None else first - streamer.started_at,
             total_s=finished - streamer.started_at,
             queue_wait_s=max(0.0, streamer.started_at - submitted),
+            reused_tokens=getattr(stopper, "reused_tokens", 0),
             error=None if error is None else f"{type(error).__name__}: {error}",
         )
 

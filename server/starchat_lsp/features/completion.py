@@ -112,6 +112,11 @@ _UNFINISHED = (StopReason.CANCELLED, StopReason.ERROR)
 _WORD_BEFORE = re.compile(r"\w+$")
 
 
+def _snippet(text: str) -> str:
+    """`text` as a snippet that inserts exactly it: `\\`, `$` and `}` escaped."""
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
+
+
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -134,9 +139,11 @@ def completion_item(
             kind=types.MarkupKind.Markdown, value=f"```\n{typed + text}\n```"
         ),
         filter_text=typed + text,
-        insert_text_format=types.InsertTextFormat.PlainText,
+        # A snippet with nothing to expand: clients such as Neovim insert a plain-text item only
+        # up to its first space, but a snippet whole.
+        insert_text_format=types.InsertTextFormat.Snippet,
         text_edit=types.TextEdit(
-            range=types.Range(start=start, end=position), new_text=typed + text
+            range=types.Range(start=start, end=position), new_text=_snippet(typed + text)
         ),
         sort_text="0",
     )
