@@ -16,9 +16,9 @@ from lsprotocol import types
 from starchat_lsp import completion
 from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine.base import CancelFlag, Engine, StopReason
+from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.features.assist_jobs import language_of
 from starchat_lsp.features.errors import json_rpc_errors
-from starchat_lsp.model_host import ModelUnavailableError
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
@@ -94,8 +94,11 @@ async def completion_at(
 
         try:
             answer = await server.host.run(work, flag)
-        except ModelUnavailableError as error:
-            log.info("no completion: %s", error)  # the load failure was shown once already
+        except EngineError as error:
+            # Completion asks on every pause in typing: a failure (the model did not load, the
+            # team server is down) is logged, not thrown at the user at each keystroke. The
+            # load failure was shown once already; feedback and chat report theirs.
+            log.info("no completion: %s", error)
             return None
         superseded = not server.latest_completions.is_current(uri, flag)
         if superseded or answer.result.stop_reason in _UNFINISHED:
