@@ -31,6 +31,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODEL,
         help=f"catalogue name, model folder or hub id (default: {DEFAULT_MODEL})",
     )
+    parser.add_argument(
+        "--backend",
+        default="transformers",
+        choices=("transformers", "llamacpp"),
+        help="transformers (default) or llamacpp: the model's GGUF on llama.cpp, fast on a CPU",
+    )
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-new-tokens", type=int, default=512, metavar="N")
@@ -79,7 +85,9 @@ def _settings(args: argparse.Namespace) -> GenerationSettings:
 
 
 def _engine(args: argparse.Namespace) -> Engine:
-    engine = create_engine(EngineSettings(model=args.model, device=args.device, dtype=args.dtype))
+    engine = create_engine(
+        EngineSettings(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    )
     terminal.load_engine(engine)
     return engine
 

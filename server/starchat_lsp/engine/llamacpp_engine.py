@@ -1,0 +1,474 @@
+"""The llama.cpp backend: the pulled GGUF file itself, run by llama-cpp-python (fast on a CPU).
+
+It behaves like the transformers engine: one worker thread owns the `Llama` object, so requests
+queue instead of running it concurrently; the caller's thread reads the streamed text; cancel,
+stop strings, the time limit and the end-of-turn tokens are checked between tokens; closing the
+stream early cancels the generation and waits for it (one token at most).
+
+llama-cpp-python is an optional extra, imported only by `load()`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starchat_lsp.engine import templates
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    CompletionPrompt,
+    GenerationResult,
+    GenerationSettings,
+    ProgressCallback,
+    StopReason,
+    TextStream,
+)
+from starchat_lsp.engine.errors import EngineError, ModelLoadError
+from starchat_lsp.engine.stop_strings import StopStringMatcher
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'starchat-lsp[llamacpp]'"
+# With context_size 0: the model's own training context, capped here. llama.cpp allocates the whole
+# KV cache up front (Qwen2.5-Coder-1.5B at its 32768 tokens: about 0.9 GB more than at 4096), and
+# the prompts this assistant builds (a function or a selection, plus instructions) fit in 4096.
+DEFAULT_CONTEXT_CAP = 4096
+# Prompt tokens put through the model at once: cancel and the time limit are checked between.
+# 32 costs no throughput on a CPU (measured: 16 to 256 alike) and bounds a cancel's wait to about
+# 0.1 s for SmolLM2-135M and 0.4 s for Qwen2.5-Coder-1.5B on 2 cores.
+PREFILL_SLICE = 32
+_DONE = object()  # the end of the chunk queue
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Run:
+    """One generation's shared state: written by the worker, read by the stream's reader."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.chunks: queue.Queue[object] = queue.Queue()
+        self.matcher = StopStringMatcher(stops)
+        self.text = ""
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.reused_tokens = 0
+        self.started_at: float | None = None
+        self.first_token_at: float | None = None
+        self.reason: StopReason | None = None
+
+    def emit(self, text: str) -> None:
+        if text:
+            self.text += text
+            self.chunks.put(text)
+
+
+class LlamaCppEngine:
+    def __init__(
+        self, gguf_path: str, *, name: str, threads: int = 0, context_size: int = 0
+    ) -> None:
+        self._path = Path(gguf_path).expanduser()
+        self._name = name
+        self._threads = threads
+        self._context_size = context_size
+        self._llama: Any = None
+        self._load_lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-llamacpp")
+        self._closed = False
+        self._running: CancelFlag | None = None  # the generation on the worker now, if any
+        self._chat_template: str | None = None
+        self._special: dict[str, str] = {}
+        self._end_ids: frozenset[int] = frozenset()
+        self._end_strings: tuple[str, ...] = ()
+        self._fim: tuple[str, str, str] | None = None
+        self._window = 0
+        self.load_time_s: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def llama(self) -> Any:
+        """The llama_cpp.Llama object (loaded on first use)."""
+        if self._llama is None:
+            self.load()
+        return self._llama
+
+    @property
+    def context_window(self) -> int:
+        self.load()
+        return self._window
+
+    @property
+    def fill_in_middle(self) -> bool:
+        self.load()
+        return self._fim is not None
+
+    def load(self, progress: ProgressCallback | None = None) -> None:
+        with self._load_lock:
+            if self._llama is not None:
+                return
+            if self._closed:
+                raise EngineError(f"the {self._name} engine is closed")
+            try:
+                import llama_cpp
+            except ImportError as error:
+                raise EngineError(
+                    f"the llama.cpp backend needs llama-cpp-python: {INSTALL_HINT} "
+                    f"(or choose the transformers backend) ({error})"
+                ) from error
+            if not self._path.is_file():
+                raise ModelLoadError(
+                    f"the GGUF file {self._path} does not exist: pull the model again "
+                    f"(`starchat-lsp models pull {self._name}`)"
+                )
+            started = time.monotonic()
+            if progress:
+                progress(f"Loading {self._path.name} with llama.cpp")
+            threads = self._threads or _cores()
+            try:
+                llama = llama_cpp.Llama(
+                    model_path=str(self._path),
+                    n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=0,
+                    verbose=False,
+                )
+            except Exception as error:  # llama.cpp says only "Failed to load model from file"
+                raise ModelLoadError(
+                    f"llama.cpp could not load {self._path} ({error}): the file may be damaged "
+                    f"or of an architecture this llama-cpp-python does not know; pull it again "
+                    f"(`starchat-lsp models pull {self._name}`) or upgrade llama-cpp-python"
+                ) from error
+            self._inspect(llama)
+            # llama.cpp rounds the context up (to a multiple of 256); the window is what was asked
+            # for, and by default never more than the model was trained on.
+            window = min(int(llama.n_ctx()), self._context_size or DEFAULT_CONTEXT_CAP)
+            trained = _trained_context(llama.metadata)
+            if not self._context_size and 0 < trained < window:
+                window = trained
+            self._window = window
+            self._llama = llama
+            self.load_time_s = time.monotonic() - started
+
+    def _inspect(self, llama: Any) -> None:
+        """What the model's vocabulary and metadata fix: chat template, end tokens, FIM tokens."""
+        template = llama.metadata.get("tokenizer.chat_template") or None
+        self._chat_template = template
+        self._special = {
+            "bos_token": self._piece(llama, llama.token_bos()),
+            "eos_token": self._piece(llama, llama.token_eos()),
+        }
+        ends = {int(llama.token_eos())} if llama.token_eos() >= 0 else set()
+        for token in templates.END_OF_TURN_TOKENS:
+            token_id = self._single_token(llama, token)
+            if token_id is not None:
+                ends.add(token_id)
+        self._end_ids = frozenset(ends)
+        # The StarChat format on a vocabulary without <|end|>: stop on the markers as text.
+        if template is None and self._single_token(llama, "<|end|>") is None:
+            self._end_strings = ("<|end|>", "<|user|>")
+        self._fim = None
+        for token_set in templates.FIM_TOKEN_SETS:
+            if all(self._single_token(llama, token) is not None for token in token_set):
+                self._fim = token_set
+                break
+
+    @staticmethod
+    def _piece(llama: Any, token_id: int) -> str:
+        if token_id < 0:
+            return ""
+        return bytes(llama.detokenize([token_id], special=True)).decode("utf-8", "replace")
+
+    @staticmethod
+    def _single_token(llama: Any, text: str) -> int | None:
+        """The id of `text` when the vocabulary has it as one special token, else None."""
+        ids = llama.tokenize(text.encode(), add_bos=False, special=True)
+        if len(ids) != 1:
+            return None
+        return int(ids[0]) if LlamaCppEngine._piece(llama, ids[0]) == text else None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text, add_bos=False))
+
+    def _tokenize(self, text: str, *, add_bos: bool) -> list[int]:
+        # special=True: special tokens written in the text are single tokens, as in transformers.
+        return list(self.llama.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+    def render_chat(self, messages: list[ChatMessage]) -> str:
+        """The prompt text for `messages`: the GGUF's chat template, or StarChat without one."""
+        self.load()
+        as_dicts = [{"role": m.role, "content": m.content} for m in messages]
+        template = self._chat_template or templates.STARCHAT_TEMPLATE
+        try:
+            return _render(template, as_dicts, self._special)
+        except Exception as error:  # jinja raises TemplateError for roles a template refuses
+            if not any(m.role == "system" for m in messages) or "system" not in str(error).lower():
+                raise
+            # Some templates (Gemma, Mistral) refuse a system turn: fold it into the first user's.
+            return _render(template, templates._fold_system(as_dicts), self._special)
+
+    def render_completion(self, prompt: CompletionPrompt) -> str:
+        """Fill-in-the-middle when there is a suffix and the vocabulary has FIM tokens."""
+        self.load()
+        if prompt.suffix is not None and self._fim is not None:
+            prefix_token, suffix_token, middle_token = self._fim
+            return f"{prefix_token}{prompt.prefix}{suffix_token}{prompt.suffix}{middle_token}"
+        return prompt.prefix
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        # The template already wrote any BOS token it wants.
+        return self._stream(self.render_chat(messages), settings, cancel, add_bos=False)
+
+    def complete(
+        self,
+        prompt: CompletionPrompt,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        # add_bos=True adds the BOS token only when the model's metadata asks for one.
+        return self._stream(self.render_completion(prompt), settings, cancel, add_bos=True)
+
+    def close(self) -> None:
+        """Stop what runs (within a token), drop what waits, and free the model's memory."""
+        self._closed = True
+        running = self._running
+        if running is not None:
+            running.cancel()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        with self._load_lock:
+            llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+
+    def _stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None,
+        *,
+        add_bos: bool,
+    ) -> TextStream:
+        if self._closed:
+            raise EngineError(f"the {self._name} engine is closed")
+        flag = cancel or CancelFlag()
+        tokens = self._tokenize(prompt, add_bos=add_bos)
+        run = _Run(tuple(settings.stop) + self._end_strings)
+        run.tokens_in = len(tokens)
+        result_box: list[GenerationResult] = []
+        submitted = time.monotonic()
+        future = self._worker.submit(self._generate, tokens, settings, run, flag)
+        # A request dropped from the queue (close) never runs: wake its reader all the same.
+        future.add_done_callback(lambda f: run.chunks.put(_DONE) if f.cancelled() else None)
+
+        def chunks() -> Iterator[str]:
+            read_to_end = False
+            try:
+                while (chunk := run.chunks.get()) is not _DONE:
+                    yield str(chunk)
+                read_to_end = True
+            finally:
+                # Reached on normal end, on error, on Ctrl-C and when the reader stops early: in
+                # the last cases the model must not keep running for nobody. Waiting for the
+                # worker (one token at most) leaves the model free and the result whole.
+                if not read_to_end and not future.done():
+                    flag.cancel()
+                result_box.append(self._result(future, run, submitted))
+            if result_box[0].stop_reason is StopReason.ERROR:
+                raise EngineError(f"generation failed: {result_box[0].error}")
+
+        return TextStream(chunks(), flag, result_box, lambda: run.tokens_out)
+
+    def _generate(
+        self, tokens: list[int], settings: GenerationSettings, run: _Run, flag: CancelFlag
+    ) -> None:
+        run.started_at = time.monotonic()
+        self._running = flag
+        try:
+            # Cancelled while it waited in the queue, or the engine is closing: don't start.
+            if flag.cancelled or self._closed:
+                run.reason = StopReason.CANCELLED
+                return
+            self._decode(tokens, settings, run, flag)
+        finally:
+            self._running = None
+            run.emit(run.matcher.flush())
+            run.chunks.put(_DONE)
+
+    def _decode(
+        self, tokens: list[int], settings: GenerationSettings, run: _Run, flag: CancelFlag
+    ) -> None:
+        llama = self.llama
+        window = self._window
+        if len(tokens) >= window:
+            raise EngineError(
+                f"the prompt has {len(tokens)} tokens: the context window holds {window}"
+            )
+        # Past its context window a model fails: the answer ends there (length).
+        limit = min(settings.max_new_tokens, window - len(tokens))
+        limit_s = settings.time_limit_s
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        sampling = settings.temperature > 0
+        # A fixed seed repeats a sampled answer; without one llama.cpp picks a fresh seed.
+        llama.set_seed(settings.seed if settings.seed is not None else 0xFFFFFFFF)
+        if not self._prefill(llama, tokens, run, flag, deadline):
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # The prompt is in the KV cache now: generate() finds it there and starts sampling.
+        generated = llama.generate(
+            tokens,
+            # Greedy when temperature is 0; otherwise plain temperature + top-p, as transformers.
+            temp=settings.temperature if sampling else 0.0,
+            top_k=0 if sampling else 1,
+            top_p=settings.top_p if sampling else 1.0,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=1.0,
+            reset=True,
+        )
+        # An incomplete UTF-8 character at the end is dropped, as the transformers engine does.
+        try:
+            for token in generated:
+                if run.first_token_at is None:
+                    run.first_token_at = time.monotonic()
+                run.tokens_out += 1
+                if token in self._end_ids:
+                    run.reason = StopReason.EOS
+                    return
+                piece = bytes(llama.detokenize([token]))
+                run.emit(run.matcher.feed(decoder.decode(piece)))
+                if run.matcher.hit is not None:
+                    run.reason = StopReason.STOP_STRING
+                    return
+                if run.tokens_out >= limit:
+                    return  # LENGTH
+                # Read once per token: it is what makes cancel stop within one.
+                if flag.cancelled:
+                    run.reason = StopReason.CANCELLED
+                    return
+                if deadline is not None and time.monotonic() >= deadline:
+                    run.reason = StopReason.TIME
+                    return
+        finally:
+            generated.close()
+
+    def _prefill(
+        self, llama: Any, tokens: list[int], run: _Run, flag: CancelFlag, deadline: float | None
+    ) -> bool:
+        """Put the prompt through the model in slices, checking cancel and time between them.
+
+        A long prompt takes seconds on a CPU (Qwen2.5-Coder-1.5B: about 100 tokens/s on 2 cores);
+        cancel must not wait for all of it. The KV cache of the prefix this prompt shares with
+        the last run is kept (a follow-up chat turn, a completion after a few keystrokes).
+        """
+        shared = _shared_prefix(llama, tokens)
+        # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
+        # where the cache cannot drop a tail (recurrent models), start from scratch.
+        cache = getattr(llama, "_ctx", None)
+        if shared > 0 and cache is not None and cache.kv_cache_seq_rm(-1, shared, -1):
+            llama.n_tokens = shared
+        else:
+            shared = 0
+            llama.reset()
+        run.reused_tokens = shared
+        for start in range(shared, len(tokens), PREFILL_SLICE):
+            if flag.cancelled:
+                run.reason = StopReason.CANCELLED
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                run.reason = StopReason.TIME
+                return False
+            llama.eval(tokens[start : start + PREFILL_SLICE])
+        return True
+
+    def _result(self, future: Future[None], run: _Run, submitted: float) -> GenerationResult:
+        try:
+            error = future.exception()  # waits for the worker: the result is whole
+            dropped = False
+        except CancelledError:  # dropped from the queue by close() before it started
+            error, dropped = None, True
+        finished = time.monotonic()
+        started = run.started_at if run.started_at is not None else finished
+        if error is not None:
+            log.error("generation failed", exc_info=error)
+            reason = StopReason.ERROR
+        elif dropped:
+            reason = StopReason.CANCELLED
+        else:
+            reason = run.reason or StopReason.LENGTH
+        first = run.first_token_at
+        return GenerationResult(
+            text=run.text,
+            stop_reason=reason,
+            tokens_in=run.tokens_in,
+            tokens_out=run.tokens_out,
+            time_to_first_token_s=None if first is None else first - started,
+            total_s=finished - started,
+            queue_wait_s=max(0.0, started - submitted),
+            reused_tokens=run.reused_tokens,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+        )
+
+
+def _shared_prefix(llama: Any, tokens: list[int]) -> int:
+    """Prompt tokens whose KV cache the last run left: `Llama.generate` keeps them, as it says."""
+    shared = 0
+    for old, new in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):
+        if int(old) != new:
+            break
+        shared += 1
+    return min(shared, len(tokens) - 1)  # at least one token goes through to give logits
+
+
+def _trained_context(metadata: dict[str, str]) -> int:
+    """The context the model was trained with (GGUF `<arch>.context_length`); 0: unknown."""
+    try:
+        return int(metadata[f"{metadata['general.architecture']}.context_length"])
+    except (KeyError, ValueError):
+        return 0
+
+
+def _render(template: str, messages: list[dict[str, str]], special: dict[str, str]) -> str:
+    """A chat template rendered the way transformers renders it (same Jinja settings)."""
+    import json
+
+    import jinja2
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(value: Any, indent: int | None = None) -> str:
+        return json.dumps(value, ensure_ascii=False, indent=indent)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template).render(
+        messages=messages, add_generation_prompt=True, **special
+    )

@@ -1,0 +1,492 @@
+"""The llama.cpp engine on the real pulled smollm2-135m GGUF, next to the transformers engine.
+
+The feature tests run on both backends (the same model: the GGUF and the transformers folder
+converted from it), so the two behave alike; llama.cpp-only checks follow. `make test` pulls the
+model before the suite; run `make pull` first when calling pytest directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig
+
+from lsp_client import StarchatTestClient, make_client
+from starchat_lsp.engine import (
+    CancelFlag,
+    ChatMessage,
+    CompletionPrompt,
+    EngineError,
+    GenerationSettings,
+    ModelLoadError,
+    StopReason,
+)
+from starchat_lsp.engine.base import Engine
+from starchat_lsp.engine.factory import EngineSettings, create_engine
+from starchat_lsp.engine.llamacpp_engine import DEFAULT_CONTEXT_CAP, LlamaCppEngine
+from starchat_lsp.models.store import ModelStore
+
+MODEL = "smollm2-135m"
+HELLO = [ChatMessage("user", "Write a Python function that adds two numbers. Only the code.")]
+# A raw prompt the model continues for as long as it may: long runs to cancel or time out.
+COUNTING = CompletionPrompt(prefix="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,")
+CODE = "def add(a, b):\n    # <|im_end|> is special\n    return a + b  # naïve ✓\n"
+
+FIM_MODEL = "qwen2.5-coder-1.5b"  # has FIM tokens; used only when pulled (4.7 GB)
+
+needs_llama = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed: pip install 'starchat-lsp[llamacpp]'",
+)
+
+
+def _gguf() -> Path:
+    resolved = ModelStore().resolve(MODEL)
+    if resolved.gguf_path is None or not resolved.gguf_path.is_file():
+        pytest.fail(f"{MODEL} is not pulled: run `make pull` before this test")
+    return resolved.gguf_path
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[LlamaCppEngine]:
+    pytest.importorskip("llama_cpp", reason="pip install 'starchat-lsp[llamacpp]'")
+    engine = LlamaCppEngine(str(_gguf()), name=MODEL)
+    engine.load()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module", params=["llamacpp", "transformers"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Each backend on the same model: the feature tests below run on both."""
+    if request.param == "llamacpp":
+        yield request.getfixturevalue("llama")
+        return
+    engine = create_engine(EngineSettings(model=MODEL, backend="transformers", dtype="float32"))
+    engine.load()
+    yield engine
+    engine.close()
+
+
+def chat(engine: Engine, **settings: Any) -> tuple[list[str], Any]:
+    stream = engine.chat(HELLO, GenerationSettings(**settings))
+    chunks = list(stream)
+    return chunks, stream.result
+
+
+def counting(engine: Engine, cancel: CancelFlag | None = None, **settings: Any) -> Any:
+    return engine.complete(COUNTING, GenerationSettings(**settings), cancel=cancel)
+
+
+# ---- the same features on both backends -------------------------------------------------------
+
+
+@pytest.mark.default_model
+def test_streams_chunks_that_add_up_to_the_result(engine: Engine) -> None:
+    chunks, result = chat(engine, max_new_tokens=12)
+    assert len(chunks) > 1, "text must arrive token by token, not at the end"
+    assert "".join(chunks) == result.text
+    assert result.tokens_out == 12
+    assert result.stop_reason is StopReason.LENGTH
+    assert result.tokens_in > 10
+    assert result.time_to_first_token_s is not None
+    assert 0 < result.time_to_first_token_s <= result.total_s
+    assert result.tokens_per_s > 0
+    assert result.queue_wait_s < 1
+
+
+@pytest.mark.default_model
+def test_greedy_is_deterministic(engine: Engine) -> None:
+    assert chat(engine, max_new_tokens=10)[1].text == chat(engine, max_new_tokens=10)[1].text
+
+
+@pytest.mark.default_model
+def test_a_seed_repeats_a_sampled_answer(engine: Engine) -> None:
+    first = chat(engine, max_new_tokens=10, temperature=0.9, seed=7)[1].text
+    assert chat(engine, max_new_tokens=10, temperature=0.9, seed=7)[1].text == first
+
+
+@pytest.mark.default_model
+def test_stop_string_ends_the_answer_before_it(engine: Engine) -> None:
+    full = counting(engine, max_new_tokens=24).finish().text
+    assert full.startswith(" 11, 12,"), full
+    stream = counting(engine, max_new_tokens=24, stop=("14",))
+    chunks = list(stream)
+    assert stream.result.stop_reason is StopReason.STOP_STRING
+    assert stream.result.text == full[: full.find("14")] == " 11, 12, 13, "
+    assert "14" not in "".join(chunks)
+    assert stream.result.tokens_out < 24
+
+
+@pytest.mark.default_model
+def test_the_end_of_turn_token_ends_the_answer(engine: Engine) -> None:
+    _, result = chat(engine, max_new_tokens=400)
+    assert result.stop_reason is StopReason.EOS, result.text
+    assert "<|im_end|>" not in result.text and "<|im_start|>" not in result.text
+    assert "def " in result.text
+
+
+@pytest.mark.default_model
+def test_time_limit_stops_generation(engine: Engine) -> None:
+    started = time.monotonic()
+    result = counting(engine, max_new_tokens=100_000, time_limit_s=0.3).finish()
+    assert result.stop_reason is StopReason.TIME
+    assert time.monotonic() - started < 5
+    assert 0 < result.tokens_out < 1000
+
+
+@pytest.mark.default_model
+def test_cancel_stops_within_one_token_and_frees_the_model(engine: Engine) -> None:
+    stream = counting(engine, max_new_tokens=100_000)
+    iterator = iter(stream)
+    next(iterator)
+    while stream.tokens_out_now() < 8:
+        time.sleep(0.001)
+    seen = stream.tokens_out_now()
+    stream.cancel()
+    result = stream.finish()
+    assert result.stop_reason is StopReason.CANCELLED
+    # One token may be in flight when the flag is set, and one more between reading and setting.
+    assert result.tokens_out <= seen + 2
+    follow_up = counting(engine, max_new_tokens=2).finish()
+    assert follow_up.tokens_out == 2
+    assert follow_up.queue_wait_s < 0.1
+
+
+@pytest.mark.default_model
+def test_cancel_from_another_thread_while_the_reader_blocks(engine: Engine) -> None:
+    flag = CancelFlag()
+    stream = counting(engine, flag, max_new_tokens=100_000)
+    threading.Timer(0.3, flag.cancel).start()
+    started = time.monotonic()
+    result = stream.finish()
+    assert result.stop_reason is StopReason.CANCELLED
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.default_model
+def test_a_request_cancelled_while_queued_never_runs(engine: Engine) -> None:
+    long_run = counting(engine, max_new_tokens=100_000, time_limit_s=0.5)
+    queued_flag = CancelFlag()
+    queued = engine.chat(HELLO, GenerationSettings(max_new_tokens=50), cancel=queued_flag)
+    queued_flag.cancel()
+    assert long_run.finish().stop_reason is StopReason.TIME
+    queued_result = queued.finish()
+    assert queued_result.stop_reason is StopReason.CANCELLED
+    assert queued_result.tokens_out == 0
+
+
+@pytest.mark.default_model
+def test_one_worker_runs_requests_one_after_the_other(engine: Engine) -> None:
+    first = counting(engine, max_new_tokens=100_000, time_limit_s=0.4)
+    second = counting(engine, max_new_tokens=3)
+    second_result = second.finish()  # reading the second first: it still waits for the first
+    assert first.finish().stop_reason is StopReason.TIME
+    assert second_result.queue_wait_s >= 0.3
+    assert second_result.tokens_out == 3
+
+
+@pytest.mark.default_model
+def test_abandoning_a_stream_frees_the_model(engine: Engine) -> None:
+    stream = counting(engine, max_new_tokens=100_000)
+    iterator = iter(stream)
+    next(iterator)
+    iterator.close()  # type: ignore[attr-defined]  # the reader went away (editor closed, Ctrl-C)
+    assert stream.result.stop_reason is StopReason.CANCELLED  # whole, right when it closed
+    started = time.monotonic()
+    follow_up = counting(engine, max_new_tokens=3).finish()
+    assert follow_up.tokens_out == 3
+    assert follow_up.queue_wait_s < 0.1
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.default_model
+def test_completion_uses_the_raw_prompt(engine: Engine) -> None:
+    result = engine.complete(
+        CompletionPrompt(prefix="def add(a, b):\n"), GenerationSettings(max_new_tokens=4)
+    ).finish()
+    assert result.tokens_out == 4
+    assert result.tokens_in == engine.count_tokens("def add(a, b):\n")
+
+
+@pytest.mark.default_model
+def test_without_fim_tokens_a_suffix_is_ignored(engine: Engine) -> None:
+    # SmolLM2's vocabulary has no fill-in-the-middle tokens: complete() continues the prefix.
+    assert engine.fill_in_middle is False
+    prompt = CompletionPrompt(prefix="def add(a, b):\n", suffix="\nprint(add(1, 2))\n")
+    result = engine.complete(prompt, GenerationSettings(max_new_tokens=6)).finish()
+    assert result.tokens_in == engine.count_tokens("def add(a, b):\n")
+    assert result.text.strip()
+
+
+@pytest.mark.default_model
+def test_generation_is_clamped_to_the_context_window(engine: Engine) -> None:
+    window = engine.context_window
+    assert window in (DEFAULT_CONTEXT_CAP, 8192)  # llama.cpp caps SmolLM2's 8192 by default
+    result = counting(engine, max_new_tokens=window * 2, time_limit_s=0.2).finish()
+    assert result.stop_reason is StopReason.TIME  # the huge max_new_tokens did not fail
+
+
+@needs_llama
+@pytest.mark.default_model
+def test_fill_in_the_middle_where_the_vocabulary_has_fim_tokens() -> None:
+    resolved = ModelStore().resolve(FIM_MODEL)
+    if resolved.gguf_path is None or not resolved.gguf_path.is_file():
+        pytest.skip(f"{FIM_MODEL} is not pulled (`starchat-lsp models pull {FIM_MODEL}`)")
+    engine = LlamaCppEngine(str(resolved.gguf_path), name=FIM_MODEL)
+    try:
+        assert engine.fill_in_middle is True
+        prompt = CompletionPrompt(
+            prefix="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n"
+        )
+        fim = "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n\nprint(add(1, 2))\n"
+        result = engine.complete(prompt, GenerationSettings(max_new_tokens=12)).finish()
+        assert result.tokens_in == engine.count_tokens(fim + "<|fim_middle|>")
+        assert result.text.strip() == "a + b"
+        assert result.stop_reason is StopReason.EOS
+    finally:
+        engine.close()
+
+
+# ---- the two backends agree on the same model --------------------------------------------------
+
+
+@pytest.mark.default_model
+def test_backends_count_and_template_alike(llama: LlamaCppEngine) -> None:
+    other = create_engine(EngineSettings(model=MODEL, backend="transformers", dtype="float32"))
+    try:
+        # CODE has no digits: the transformers folder converted from the GGUF splits numbers
+        # differently (no SmolLM2 digit pre-tokenizer), so "1 |" counts differ there.
+        assert llama.count_tokens(CODE) == other.count_tokens(CODE)
+        messages = [ChatMessage("system", "Be brief."), *HELLO]
+        assert llama.render_chat(messages) == other.render_chat(messages)  # type: ignore[attr-defined]
+        # The same prompt tokens: the chat template came from the GGUF, identical to the folder's.
+        ours = llama.chat(messages, GenerationSettings(max_new_tokens=1)).finish()
+        theirs = other.chat(messages, GenerationSettings(max_new_tokens=1)).finish()
+        assert ours.tokens_in == theirs.tokens_in
+    finally:
+        other.close()
+
+
+# ---- llama.cpp only ----------------------------------------------------------------------------
+
+
+@pytest.mark.default_model
+def test_count_tokens(llama: LlamaCppEngine) -> None:
+    assert llama.count_tokens("") == 0
+    assert llama.count_tokens("<|im_end|>") == 1  # special tokens written in text count as one
+    assert 0 < llama.count_tokens("def add(a, b):") < len("def add(a, b):")
+
+
+LONG = CompletionPrompt(prefix=", ".join(str(n) for n in range(1, 600)))  # about 2000 tokens
+
+
+@pytest.mark.default_model
+def test_cancel_during_a_long_prompt_does_not_wait_for_all_of_it(llama: LlamaCppEngine) -> None:
+    # The prompt goes through the model in slices: cancel is read between them.
+    flag = CancelFlag()
+    stream = llama.complete(LONG, GenerationSettings(max_new_tokens=5), cancel=flag)
+    threading.Timer(0.2, flag.cancel).start()
+    started = time.monotonic()
+    result = stream.finish()
+    assert result.stop_reason is StopReason.CANCELLED
+    assert result.tokens_out == 0 and result.time_to_first_token_s is None
+    assert time.monotonic() - started < 5
+    assert llama.llama.n_tokens < result.tokens_in  # stopped part-way through the prompt
+    limited = llama.complete(LONG, GenerationSettings(max_new_tokens=5, time_limit_s=0.2))
+    assert limited.finish().stop_reason is StopReason.TIME
+
+
+@pytest.mark.default_model
+def test_a_shared_prefix_is_not_computed_again(llama: LlamaCppEngine) -> None:
+    code = "def moving_average(values, window):\n    averages = []\n" * 8
+    first = llama.complete(CompletionPrompt(prefix=code), GenerationSettings(max_new_tokens=2))
+    assert first.finish().tokens_out == 2
+    follow_up = CompletionPrompt(prefix=code + "    for start in range(len(values)):\n")
+    result = llama.complete(follow_up, GenerationSettings(max_new_tokens=2)).finish()
+    assert result.reused_tokens >= llama.count_tokens(code) - 1
+    assert result.reused_tokens < result.tokens_in
+    # The answer is the same as from scratch.
+    llama.llama.reset()
+    again = llama.complete(follow_up, GenerationSettings(max_new_tokens=2)).finish()
+    assert again.reused_tokens == 0 and again.text == result.text
+
+
+@pytest.mark.default_model
+@needs_llama
+def test_a_small_context_clamps_the_answer_and_refuses_a_long_prompt() -> None:
+    engine = LlamaCppEngine(str(_gguf()), name=MODEL, context_size=48, threads=1)
+    try:
+        assert engine.context_window == 48
+        result = counting(engine, max_new_tokens=1000).finish()
+        assert result.stop_reason is StopReason.LENGTH
+        assert result.tokens_in + result.tokens_out == 48
+        too_long = CompletionPrompt(prefix=", ".join(str(n) for n in range(100)))
+        with pytest.raises(EngineError, match="context window holds 48"):
+            engine.complete(too_long, GenerationSettings(max_new_tokens=5)).finish()
+        assert counting(engine, max_new_tokens=2).finish().tokens_out == 2  # still usable
+    finally:
+        engine.close()
+
+
+@pytest.mark.default_model
+@needs_llama
+def test_starchat_template_for_a_gguf_without_one() -> None:
+    engine = LlamaCppEngine(str(_gguf()), name=MODEL)
+    try:
+        engine.load()
+        metadata = dict(engine.llama.metadata)
+        metadata.pop("tokenizer.chat_template")
+        engine._inspect(_WithMetadata(engine.llama, metadata))
+        prompt = engine.render_chat([ChatMessage("system", "S"), ChatMessage("user", "U")])
+        assert prompt == "<|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\n"
+        # SmolLM2 has no <|end|> token: the markers stop the answer as text.
+        result = engine.chat(HELLO, GenerationSettings(max_new_tokens=60)).finish()
+        assert "<|end|>" not in result.text and "<|user|>" not in result.text
+        assert result.tokens_out <= 60
+    finally:
+        engine.close()
+
+
+class _WithMetadata:
+    def __init__(self, llama: Any, metadata: dict[str, str]) -> None:
+        self._llama = llama
+        self.metadata = metadata
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llama, name)
+
+
+@pytest.mark.default_model
+@needs_llama
+def test_close_stops_a_running_answer_and_refuses_new_ones() -> None:
+    engine = LlamaCppEngine(str(_gguf()), name=MODEL)
+    stream = counting(engine, max_new_tokens=100_000)
+    queued = counting(engine, max_new_tokens=5)
+    iterator = iter(stream)
+    next(iterator)
+    engine.close()
+    assert stream.finish().stop_reason is StopReason.CANCELLED
+    assert queued.finish().stop_reason is StopReason.CANCELLED
+    with pytest.raises(EngineError, match="closed"):
+        counting(engine, max_new_tokens=2)
+
+
+@pytest.mark.default_model
+@needs_llama
+def test_the_factory_builds_it_from_the_pulled_gguf() -> None:
+    engine = create_engine(EngineSettings(model=MODEL, backend="llamacpp", threads=1))
+    assert isinstance(engine, LlamaCppEngine)
+    assert engine.name == MODEL
+    engine.close()
+
+
+def test_without_llama_cpp_python_the_error_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what a missing package looks like
+    engine = LlamaCppEngine(str(tmp_path / "model.gguf"), name="m")
+    with pytest.raises(EngineError, match=r"pip install 'starchat-lsp\[llamacpp\]'"):
+        engine.load()
+
+
+@needs_llama
+def test_a_missing_gguf_is_a_clear_load_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        LlamaCppEngine(str(tmp_path / "none.gguf"), name="none").load()
+
+
+@needs_llama
+def test_a_damaged_gguf_says_pull_again(tmp_path: Path) -> None:
+    broken = tmp_path / "model.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelLoadError, match="pull it again") as caught:
+        LlamaCppEngine(str(broken), name="broken").load()
+    assert "\n" not in str(caught.value)
+
+
+# ---- the language server on the llama.cpp backend ----------------------------------------------
+
+SERVER = [sys.executable, "-m", "starchat_lsp", "serve"]
+URI = "file:///work/total.py"
+BUGGY = '''def total(values):
+    """Add up the values."""
+    result = 0
+    for index in range(len(values) - 1):
+        result += values[index]
+    return result
+'''
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=make_client))
+async def server(lsp_client: StarchatTestClient) -> Any:
+    _gguf()
+    params = types.InitializeParams(
+        capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
+        initialization_options=_options(100_000),
+    )
+    await lsp_client.initialize_session(params)
+    lsp_client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=URI, language_id="python", version=1, text=BUGGY
+            )
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _options(max_new_tokens: int) -> dict[str, Any]:
+    return {
+        "model": {"name": MODEL, "backend": "llamacpp"},
+        "generation": {"max_new_tokens": max_new_tokens},
+    }
+
+
+async def _request(client: StarchatTestClient, method: str, params: Any, msg_id: str) -> Any:
+    return await asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
+
+
+@pytest.mark.default_model
+@needs_llama
+async def test_the_server_explains_and_cancels_on_llamacpp(server: StarchatTestClient) -> None:
+    client = server
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": 6, "character": 0}}
+    # A streamed answer, cancelled once it streams: it stops, and the model is free at once.
+    params = {"textDocument": {"uri": URI}, "range": whole, "partialResultToken": "c1"}
+    pending = asyncio.ensure_future(_request(client, "starchat/explain", params, "long-1"))
+    while not client.partial_results.get("c1"):
+        await asyncio.sleep(0.01)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
+    cancelled_at = time.monotonic()
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32800  # RequestCancelled
+    chunks_before = len(client.partial_results["c1"])
+    # An explain request right after, with a small limit, streams and answers whole (the same
+    # model settings: no reload).
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=_options(12))
+    )
+    params = {"textDocument": {"uri": URI}, "range": whole, "partialResultToken": "e1"}
+    answer = await _request(client, "starchat/explain", params, "explain-1")
+    assert time.monotonic() - cancelled_at < 30
+    partial = "".join(p["text"] for p in client.partial_results["e1"])
+    assert len(client.partial_results["e1"]) > 1
+    assert partial == answer.text and answer.text.strip()
+    assert answer.usage.tokens_out == 12
+    assert answer.usage.time_to_first_token_s > 0
+    await asyncio.sleep(0.2)
+    assert len(client.partial_results["c1"]) <= chunks_before + 2  # nothing streams after
