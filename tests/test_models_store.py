@@ -27,7 +27,7 @@ GGUF_BYTES = b"".join(PIECES)
 
 def fake_convert(gguf: Path, out: Path, log: Path, progress: object = None) -> None:
     assert gguf.read_bytes()[:4] == b"GGUF"
-    out.mkdir()
+    out.mkdir(exist_ok=True)  # the real one replaces a folder left by an older conversion
     (out / "config.json").write_text('{"model_type": "llama"}')
 
 
@@ -223,3 +223,19 @@ def test_a_conversion_that_fails_leaves_no_folder(tmp_path: Path) -> None:
         convert_gguf(gguf, tmp_path / "hf", tmp_path / "convert.log")
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["convert.log", "model.gguf"]
+
+
+def test_a_folder_from_an_older_converter_is_converted_again(
+    store: ModelStore, fetches: list[str]
+) -> None:
+    store.pull("FakeModel")
+    manifest_path = store.root / "fakemodel" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["converter"] == store_module.CONVERTER_VERSION
+    manifest["converter"] = store_module.CONVERTER_VERSION - 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelNotPulledError):
+        store.resolve("FakeModel")
+    store.pull("FakeModel")  # converts again from the kept GGUF, fetching nothing
+    assert len(fetches) == 1
+    assert store.resolve("FakeModel").location.endswith("hf")

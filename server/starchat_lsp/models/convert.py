@@ -17,6 +17,9 @@ from pathlib import Path
 from starchat_lsp.models.errors import PullError
 from starchat_lsp.models.fetch import Progress
 
+# Bumped when a conversion changes what it writes: older folders are converted again on pull.
+CONVERTER_VERSION = 2
+
 # tqdm bars of the steps that take the time: "... GGUF tensors...:  41%|████ | 139/339 [..."
 _BAR = re.compile(r"(?:GGUF tensors|Loading weights)[^|\r\n]*\|[^|\r\n]*\|\s*(\d+)/(\d+)")
 
@@ -71,6 +74,7 @@ def _convert_in_this_process(gguf: Path, out: Path) -> None:
 
     folder, name = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    _match_llama_cpp_pre_tokenizer(tokenizer, gguf)
     # dequantize=True: with the `kernels` package installed transformers would otherwise keep the
     # weights packed, and packed GGUF weights cannot be saved.
     model = AutoModelForCausalLM.from_pretrained(
@@ -89,6 +93,32 @@ def _convert_in_this_process(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
     if getattr(AutoConfig.from_pretrained(out), "quantization_config", None) is not None:
         raise RuntimeError("the converted config still names a quantization")
+
+
+def _gguf_string(gguf: Path, key: str) -> str | None:
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf)).fields.get(key)
+    return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def _match_llama_cpp_pre_tokenizer(tokenizer: object, gguf: Path) -> None:
+    """Split text the way the model was trained, as llama.cpp does from `tokenizer.ggml.pre`.
+
+    transformers rebuilds a GGUF's tokenizer with a plain byte-level pre-tokenizer; SmolLM2's
+    own one first splits digits one by one, so numbers (line numbers in our prompts) would
+    otherwise become tokens the model never saw in training.
+    """
+    from tokenizers import pre_tokenizers
+
+    if _gguf_string(gguf, "tokenizer.ggml.pre") == "smollm":
+        backend = tokenizer.backend_tokenizer  # type: ignore[attr-defined]
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+            ]
+        )
 
 
 if __name__ == "__main__":

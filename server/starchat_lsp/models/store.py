@@ -23,7 +23,7 @@ import platformdirs
 
 from starchat_lsp.engine.errors import ModelLoadError, ModelNotPulledError, UnknownModelError
 from starchat_lsp.models.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry
-from starchat_lsp.models.convert import convert_gguf
+from starchat_lsp.models.convert import CONVERTER_VERSION, convert_gguf
 from starchat_lsp.models.errors import PullError
 from starchat_lsp.models.fetch import Progress, fetch_gguf
 from starchat_lsp.models.hub import download_from_hub
@@ -237,6 +237,7 @@ class ModelStore:
             "origin": origin,
             "gguf": gguf,
             "converted_with": versions or None,
+            "converter": CONVERTER_VERSION if gguf else None,
             "hf_size": _disk_size(self.root / name / "hf"),
             "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -271,7 +272,14 @@ class ModelStore:
 
     def _is_complete(self, name: str) -> bool:
         folder = self.root / name
-        return (folder / "manifest.json").is_file() and (folder / "hf" / "config.json").is_file()
+        if not ((folder / "manifest.json").is_file() and (folder / "hf" / "config.json").is_file()):
+            return False
+        manifest = self._manifest(name)
+        # A folder converted by an older converter is pulled (converted) again.
+        converter = manifest.get("converter", 1)
+        return not manifest.get("gguf") or (
+            isinstance(converter, int) and converter >= CONVERTER_VERSION
+        )
 
     def _resolved(self, name: str) -> ResolvedModel:
         folder = self.root / name
