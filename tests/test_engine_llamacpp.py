@@ -1,13 +1,13 @@
 """The llama.cpp engine on the real pulled smollm2-135m GGUF, next to the transformers engine.
 
 The feature tests run on both backends (the same model: the GGUF and the transformers folder
-converted from it), so the two behave alike; llama.cpp-only checks follow. `make test` pulls the
-model before the suite; run `make pull` first when calling pytest directly.
+converted from it), so the two behave alike; llama.cpp-only checks follow. The language server
+on each backend is in test_backends_features.py. `make test` pulls the model before the suite;
+run `make pull` first when calling pytest directly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 import threading
@@ -17,12 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_lsp
-from lsprotocol import types
-from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig
 
-from lsp_client import StarchatTestClient, make_client
 from starchat_lsp.engine import (
     CancelFlag,
     ChatMessage,
@@ -414,79 +409,3 @@ def test_a_damaged_gguf_says_pull_again(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="pull it again") as caught:
         LlamaCppEngine(str(broken), name="broken").load()
     assert "\n" not in str(caught.value)
-
-
-# ---- the language server on the llama.cpp backend ----------------------------------------------
-
-SERVER = [sys.executable, "-m", "starchat_lsp", "serve"]
-URI = "file:///work/total.py"
-BUGGY = '''def total(values):
-    """Add up the values."""
-    result = 0
-    for index in range(len(values) - 1):
-        result += values[index]
-    return result
-'''
-
-
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=make_client))
-async def server(lsp_client: StarchatTestClient) -> Any:
-    _gguf()
-    params = types.InitializeParams(
-        capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
-        initialization_options=_options(100_000),
-    )
-    await lsp_client.initialize_session(params)
-    lsp_client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=URI, language_id="python", version=1, text=BUGGY
-            )
-        )
-    )
-    yield
-    await lsp_client.shutdown_session()
-
-
-def _options(max_new_tokens: int) -> dict[str, Any]:
-    return {
-        "model": {"name": MODEL, "backend": "llamacpp"},
-        "generation": {"max_new_tokens": max_new_tokens},
-    }
-
-
-async def _request(client: StarchatTestClient, method: str, params: Any, msg_id: str) -> Any:
-    return await asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
-
-
-@pytest.mark.default_model
-@needs_llama
-async def test_the_server_explains_and_cancels_on_llamacpp(server: StarchatTestClient) -> None:
-    client = server
-    whole = {"start": {"line": 0, "character": 0}, "end": {"line": 6, "character": 0}}
-    # A streamed answer, cancelled once it streams: it stops, and the model is free at once.
-    params = {"textDocument": {"uri": URI}, "range": whole, "partialResultToken": "c1"}
-    pending = asyncio.ensure_future(_request(client, "starchat/explain", params, "long-1"))
-    while not client.partial_results.get("c1"):
-        await asyncio.sleep(0.01)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
-    cancelled_at = time.monotonic()
-    with pytest.raises(JsonRpcException) as caught:
-        await pending
-    assert caught.value.code == -32800  # RequestCancelled
-    chunks_before = len(client.partial_results["c1"])
-    # An explain request right after, with a small limit, streams and answers whole (the same
-    # model settings: no reload).
-    client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings=_options(12))
-    )
-    params = {"textDocument": {"uri": URI}, "range": whole, "partialResultToken": "e1"}
-    answer = await _request(client, "starchat/explain", params, "explain-1")
-    assert time.monotonic() - cancelled_at < 30
-    partial = "".join(p["text"] for p in client.partial_results["e1"])
-    assert len(client.partial_results["e1"]) > 1
-    assert partial == answer.text and answer.text.strip()
-    assert answer.usage.tokens_out == 12
-    assert answer.usage.time_to_first_token_s > 0
-    await asyncio.sleep(0.2)
-    assert len(client.partial_results["c1"]) <= chunks_before + 2  # nothing streams after

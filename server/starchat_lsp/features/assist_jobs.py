@@ -81,9 +81,14 @@ def stream_answer(
 ) -> GenerationResult:
     """On the worker thread: run the model, handing each chunk to the event loop as it comes."""
     stream = engine.chat(messages, settings, cancel=flag)
+
+    def send(chunk: str) -> None:  # on the event loop: a cancelled request streams no more
+        if on_text is not None and not flag.cancelled:
+            on_text(chunk)
+
     for chunk in stream:
-        if on_text is not None:
-            loop.call_soon_threadsafe(on_text, chunk)
+        if not flag.cancelled:
+            loop.call_soon_threadsafe(send, chunk)
     return stream.result
 
 
