@@ -8,7 +8,7 @@ STARCHAT := $(VENV)/bin/starchat-lsp
 INSTALLED := $(VENV)/.installed
 MODEL ?= smollm2-135m
 
-.PHONY: install pull demo test lint unit clean
+.PHONY: install pull demo test lint unit client vscode-e2e clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,23 @@ lint: install
 unit: install
 	$(PY) -m pytest -m "not default_model"
 
-test: pull lint
+# The VS Code client (Node 20; deps from package-lock.json): lint, type-check, unit tests, .vsix.
+NODE_DEPS := node_modules/.package-lock.json
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+client: $(NODE_DEPS)
+	npm run check
+
+# The extension in real VS Code: code-server driven by Debian's headless Chromium
+# (client/e2e/setup.sh installs them; apt needs root).
+vscode-e2e: client install
+	npm run test:e2e
+
+test: pull lint client vscode-e2e
 	$(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf node_modules client/e2e/node_modules dist out test-output *.vsix

@@ -1,0 +1,278 @@
+// The extension in real VS Code: code-server (VS Code for the web) with the .vsix built from this
+// checkout, driven by headless Chromium through playwright-core. Screenshots of each step go to
+// test-output/vscode-e2e/. Needs: setup.sh run, `npm run package` done, and the repository's .venv.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const run = join(root, 'test-output', 'vscode-e2e');
+const python = process.env.STARCHAT_PYTHON ?? join(root, '.venv', 'bin', 'python');
+const codeServer = join(here, 'node_modules', '.bin', 'code-server');
+const browser = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const vsix = join(root, 'starchat-lsp.vsix');
+const settingsFile = join(run, 'user-data', 'User', 'settings.json');
+
+const started = Date.now();
+function log(message) {
+  process.stderr.write(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
+}
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+    server.on('error', fail);
+  });
+}
+
+async function waitFor(what, check, timeoutMs = 60_000, everyMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((done) => setTimeout(done, everyMs));
+  }
+}
+
+/** The chat view's frame: the webview's inner iframe, found by its content. */
+async function chatFrame(page) {
+  return waitFor('the chat view', async () => {
+    for (const frame of page.frames()) {
+      try {
+        if ((await frame.locator('#messages').count()) > 0) {
+          return frame;
+        }
+      } catch {
+        // a frame that went away meanwhile
+      }
+    }
+    return undefined;
+  });
+}
+
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
+}
+
+/** Replaces the user settings through VS Code's own editor (code-server does not notice a settings.json written behind its back). */
+async function editSettings(page, settings) {
+  await runCommand(page, 'Preferences: Open User Settings (JSON)');
+  await page.locator('.monaco-editor .view-lines', { hasText: 'starchat.python' }).first().click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-closing or auto-indent
+  await page.keyboard.press('Control+S');
+  await waitFor('the settings saved', () => readFileSync(settingsFile, 'utf8').includes(settings['starchat.model.name']), 15_000);
+}
+
+test('the extension in code-server: feedback streams into the chat, the lightbulb fix is saved, Stop stops, ghost text completes, a missing Python is reported', { timeout: 600_000 }, async (t) => {
+  assert.ok(existsSync(vsix), `${vsix} is missing: run npm run package first`);
+  rmSync(run, { recursive: true, force: true });
+  const dirs = Object.fromEntries(
+    ['home', 'tmp', 'user-data', 'extensions', 'workspace', 'models', 'chromium'].map((name) => [name, join(run, name)]),
+  );
+  Object.values(dirs).forEach((dir) => mkdirSync(dir, { recursive: true }));
+  const shot = async (page, name) => page.screenshot({ path: join(run, `${name}.png`) });
+
+  log('building the tiny models');
+  execFileSync(python, [join(here, 'models.py'), dirs.models, join(here, 'answer.md')], { stdio: 'ignore' });
+  cpSync(join(root, 'examples', 'off_by_one.py'), join(dirs.workspace, 'off_by_one.py'));
+  const settings = {
+    'starchat.python': python,
+    'starchat.model.name': join(dirs.models, 'scripted'),
+    'starchat.completion.enabled': false,
+    'security.workspace.trust.enabled': false,
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.ignoreRecommendations': true,
+    'chat.disableAIFeatures': true,
+    'chat.commandCenter.enabled': false,
+    'editor.lightbulb.enabled': 'on',
+    // The test types settings.json as one line of text: nothing may be added to it.
+    'editor.autoClosingBrackets': 'never',
+    'editor.autoClosingQuotes': 'never',
+    'editor.autoSurround': 'never',
+  };
+  mkdirSync(dirname(settingsFile), { recursive: true });
+  writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+
+  const env = { ...process.env, HOME: dirs.home, TMPDIR: dirs.tmp, XDG_CONFIG_HOME: join(dirs.home, '.config'), XDG_DATA_HOME: join(dirs.home, '.local', 'share') };
+  const common = ['--user-data-dir', dirs['user-data'], '--extensions-dir', dirs.extensions];
+  log('installing the .vsix');
+  execFileSync(codeServer, [...common, '--install-extension', vsix], { env, stdio: 'ignore' });
+
+  const port = await freePort();
+  log(`starting code-server on 127.0.0.1:${port}`);
+  const server = spawn(
+    codeServer,
+    [...common, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-workspace-trust', '--disable-telemetry', '--disable-update-check', dirs.workspace],
+    { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let serverLog = '';
+  server.stdout.on('data', (data) => (serverLog += data));
+  server.stderr.on('data', (data) => (serverLog += data));
+  let context;
+  t.after(async () => {
+    await context?.close().catch(() => undefined);
+    try {
+      process.kill(-server.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    writeFileSync(join(run, 'code-server.log'), serverLog);
+  });
+  await waitFor('code-server to listen', async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  });
+
+  context = await chromium.launchPersistentContext(dirs.chromium, {
+    executablePath: browser,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  log('workbench up');
+
+  const step = (name, body) =>
+    t.test(name, async () => {
+      try {
+        await body();
+      } catch (error) {
+        await shot(page, `failed-${name.replace(/\W+/g, '-')}`).catch(() => undefined);
+        throw error;
+      }
+    });
+  const editor = page.locator('.monaco-editor .view-lines').first();
+  const statusItem = (text) => page.locator('.statusbar-item', { hasText: text }).first();
+
+  await step('the file opens and the status bar shows the model ready', async () => {
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').fill('off_by_one.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'off_by_one.py' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await editor.waitFor();
+    await statusItem('scripted').waitFor({ timeout: 120_000 });
+    await waitFor('the model to be ready', async () => (await statusItem('scripted').textContent()).trim() === 'scripted', 120_000);
+    await shot(page, '1-opened');
+  });
+
+  let chat;
+  await step('Ask for Feedback on Selection streams the answer into the chat view', async () => {
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await runCommand(page, 'starchat: Ask for Feedback on Selection');
+    chat = await chatFrame(page);
+    const answer = chat.locator('.message.assistant.done', { hasText: 'The loop stops one window early' });
+    await answer.waitFor({ timeout: 120_000 });
+    assert.equal(await answer.locator('figure.code button', { hasText: 'Insert at Cursor' }).count(), 1);
+    assert.match(await chat.locator('.message.user').first().textContent(), /Feedback on off_by_one\.py:1-10/);
+    await shot(page, '2-feedback');
+  });
+
+  await step('the lightbulb fix applies, and the saved file has it', async () => {
+    await editor.click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 6; i += 1) {
+      await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('End');
+    await page.keyboard.press('Control+.');
+    const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Fix this code with starchat' }).first();
+    await fix.waitFor({ timeout: 30_000 });
+    await page.locator('.action-widget .monaco-list-row.focused', { hasText: 'Fix this code with starchat' }).waitFor();
+    await shot(page, '3-lightbulb');
+    await page.keyboard.press('Enter');
+    await page.locator('.monaco-editor .view-line', { hasText: 'window + 1' }).first().waitFor({ timeout: 120_000 });
+    await page.keyboard.press('Control+S');
+    const file = join(dirs.workspace, 'off_by_one.py');
+    await waitFor('the fix on disk', () => readFileSync(file, 'utf8').includes('range(len(values) - window + 1)'), 20_000);
+    const saved = readFileSync(file, 'utf8');
+    assert.equal(saved, readFileSync(join(root, 'examples', 'off_by_one.py'), 'utf8').replace('range(len(values) - window)', 'range(len(values) - window + 1)'));
+    await shot(page, '4-fixed-and-saved');
+  });
+
+  await step('a long answer stops when Stop is pressed', async () => {
+    await editSettings(page, { ...settings, 'starchat.model.name': join(dirs.models, 'random'), 'starchat.generation.maxNewTokens': 20000 });
+    await shot(page, '5-settings');
+    await waitFor('the random model to be ready', async () => (await statusItem('random').count()) > 0 && (await statusItem('random').textContent()).trim() === 'random', 120_000);
+    await chat.locator('#attach').uncheck();
+    const before = await chat.locator('.message.assistant').count();
+    await chat.locator('#input').fill('Tell me a very long story.');
+    await chat.locator('#input').press('Enter');
+    const answer = chat.locator('.message.assistant').nth(before);
+    await waitFor('streamed text', async () => ((await answer.locator('.body').textContent()) ?? '').length > 200, 60_000);
+    await shot(page, '6-streaming');
+    await chat.locator('#stop').click();
+    const stoppedAt = Date.now();
+    await chat.locator('.message.assistant.stopped').nth(0).waitFor({ timeout: 10_000 });
+    const stopSeconds = (Date.now() - stoppedAt) / 1000;
+    const length = (await answer.locator('.body').textContent()).length;
+    assert.ok(length > 200, `the text streamed before Stop stays (${length} characters)`);
+    assert.match(await answer.locator('.detail').textContent(), /stopped/);
+    await waitFor('the status bar to leave generating', async () => (await statusItem('random').textContent()).trim() === 'random', 10_000);
+    await new Promise((done) => setTimeout(done, 1500));
+    assert.equal((await answer.locator('.body').textContent()).length, length);
+    log(`stopped ${stopSeconds.toFixed(2)} s after Stop, at ${length} characters`);
+    await shot(page, '7-stopped');
+  });
+
+  await step('inline completion shows ghost text, and Tab accepts it', async () => {
+    await editSettings(page, { ...settings, 'starchat.model.name': join(dirs.models, 'complete'), 'starchat.completion.enabled': true });
+    await waitFor('the completion model to be ready', async () => (await statusItem('complete').count()) > 0 && (await statusItem('complete').textContent()).trim() === 'complete', 120_000);
+    await page.locator('.tab', { hasText: 'off_by_one.py' }).first().click();
+    await editor.click();
+    await page.keyboard.press('Control+End'); // the empty last line: a block completion
+    await runCommand(page, 'Trigger Inline Suggestion');
+    await page.locator('.ghost-text-decoration, .ghost-text').first().waitFor({ timeout: 60_000 });
+    await shot(page, '8-inline-completion');
+    await page.keyboard.press('Tab');
+    await page.locator('.monaco-editor .view-line', { hasText: 'print(moving_average([1, 2, 3, 4], 2))' }).first().waitFor({ timeout: 10_000 });
+  });
+
+  await step('a Python without starchat-lsp gets a notification with Show log', async () => {
+    // In the workspace's settings, as for a project's own environment.
+    await runCommand(page, 'Preferences: Open Workspace Settings (JSON)');
+    await page.locator('.tab.active', { hasText: 'settings.json' }).waitFor();
+    await page.locator('.monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText(JSON.stringify({ 'starchat.python': '/nonexistent/python' }));
+    await page.keyboard.press('Control+S');
+    const toast = page.locator('.notification-toast', { hasText: "Python not found at '/nonexistent/python'" }).first();
+    await toast.waitFor({ timeout: 30_000 });
+    assert.equal(await toast.locator('.monaco-button', { hasText: 'Show log' }).count(), 1);
+    await shot(page, '9-python-missing');
+    await toast.locator('.monaco-button', { hasText: 'Show log' }).click();
+    await page.locator('.output-view, .panel', { hasText: 'starchat' }).first().waitFor({ timeout: 10_000 });
+    await statusItem('starchat').waitFor();
+    await shot(page, '10-log');
+  });
+});
