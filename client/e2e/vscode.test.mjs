@@ -1,6 +1,7 @@
 // The extension in real VS Code: code-server (VS Code for the web) with the .vsix built from this
 // checkout, driven by headless Chromium through playwright-core. Screenshots of each step go to
 // test-output/vscode-e2e/. Needs: setup.sh run, `npm run package` done, and the repository's .venv.
+/* global document, navigator -- in the functions that page.evaluate and frame.evaluate run in the browser */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,10 @@ const codeServer = join(here, 'node_modules', '.bin', 'code-server');
 const browser = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const vsix = join(root, 'starchat-lsp.vsix');
 const settingsFile = join(run, 'user-data', 'User', 'settings.json');
+
+// A comment that asks for code (the write step), and a file the chat's code buttons put code in.
+const EVENS = 'import math\n\n# return the largest even number in xs\n\ndef mean(xs):\n    return sum(xs) / len(xs)\n';
+const SCRATCH = 'a = 1\nb = 2\nc = 3\n';
 
 const started = Date.now();
 function log(message) {
@@ -65,6 +70,15 @@ async function chatFrame(page) {
   });
 }
 
+/** Opens a workspace file with Ctrl+P and waits for its tab. */
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  await page.locator('.quick-input-widget input').fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.tab.active', { hasText: name }).waitFor();
+}
+
 async function runCommand(page, title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
@@ -84,7 +98,7 @@ async function editSettings(page, settings) {
   await waitFor('the settings saved', () => readFileSync(settingsFile, 'utf8').includes(settings['starchat.model.name']), 15_000);
 }
 
-test('the extension in code-server: feedback streams into the chat, the lightbulb fix is saved, Stop stops, ghost text completes, a missing Python is reported', { timeout: 600_000 }, async (t) => {
+test('the extension in code-server: feedback streams into the chat, the lightbulb fix is saved, code is written for a comment, the chat code buttons, a keybinding, Open Chat, Stop stops, ghost text completes, a missing Python is reported', { timeout: 600_000 }, async (t) => {
   assert.ok(existsSync(vsix), `${vsix} is missing: run npm run package first`);
   rmSync(run, { recursive: true, force: true });
   const dirs = Object.fromEntries(
@@ -96,6 +110,8 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
   log('building the tiny models');
   execFileSync(python, [join(here, 'models.py'), dirs.models, join(here, 'answer.md')], { stdio: 'ignore' });
   cpSync(join(root, 'examples', 'off_by_one.py'), join(dirs.workspace, 'off_by_one.py'));
+  writeFileSync(join(dirs.workspace, 'evens.py'), EVENS);
+  writeFileSync(join(dirs.workspace, 'scratch.py'), SCRATCH);
   const settings = {
     'starchat.python': python,
     'starchat.model.name': join(dirs.models, 'scripted'),
@@ -110,6 +126,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     'chat.disableAIFeatures': true,
     'chat.commandCenter.enabled': false,
     'editor.lightbulb.enabled': 'on',
+    'git.openRepositoryInParentFolders': 'never', // test-output/ is inside this repository
     // The test types settings.json as one line of text: nothing may be added to it.
     'editor.autoClosingBrackets': 'never',
     'editor.autoClosingQuotes': 'never',
@@ -155,6 +172,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     executablePath: browser,
     headless: true,
     viewport: { width: 1400, height: 900 },
+    permissions: ['clipboard-read', 'clipboard-write'],
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const page = context.pages()[0] ?? (await context.newPage());
@@ -218,6 +236,101 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     const saved = readFileSync(file, 'utf8');
     assert.equal(saved, readFileSync(join(root, 'examples', 'off_by_one.py'), 'utf8').replace('range(len(values) - window)', 'range(len(values) - window + 1)'));
     await shot(page, '4-fixed-and-saved');
+  });
+
+  // The answer of the scripted model (answer.md) has one code block: the fixed function.
+  const fixedFunction = readFileSync(join(here, 'answer.md'), 'utf8').split('```python\n')[1].split('```')[0];
+  /** Saves the active editor (Ctrl+S) and returns the file once it is `expected` (or after 10 s, whatever it is). */
+  const saveAndRead = async (name, expected) => {
+    await editor.click();
+    await page.keyboard.press('Control+S');
+    const file = join(dirs.workspace, name);
+    await waitFor(`${name} saved`, () => expected(readFileSync(file, 'utf8')), 10_000).catch(() => undefined);
+    return readFileSync(file, 'utf8');
+  };
+
+  await step('Write Code for Instruction puts the answer\'s code below the comment', async () => {
+    await openFile(page, 'evens.py');
+    await editor.click();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown'); // on "# return the largest even number in xs"
+    await page.keyboard.press('End');
+    await page.keyboard.press('Control+.');
+    const write = page.locator('.action-widget .monaco-list-row', { hasText: 'Write code for this instruction with starchat' }).first();
+    await write.waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Escape');
+    await runCommand(page, 'starchat: Write Code for Instruction');
+    await page.locator('.monaco-editor .view-line', { hasText: 'def moving_average(values, window):' }).first().waitFor({ timeout: 60_000 });
+    const saved = await saveAndRead('evens.py', (text) => text.includes('def moving_average'));
+    // Right below the comment, as the server's own test has it; the rest of the file unchanged.
+    assert.equal(saved, EVENS.replace('in xs\n', `in xs\n${fixedFunction}`));
+    assert.match(await chat.locator('.message.user').last().textContent(), /Code for the instruction in evens\.py:3/);
+    await shot(page, '4a-write-for-instruction');
+  });
+
+  await step('the chat code block: Insert at Cursor, Replace Selection, Copy', async () => {
+    const block = chat.locator('.message.assistant.done', { hasText: 'The loop stops one window early' }).first().locator('figure.code');
+    await openFile(page, 'scratch.py');
+    await editor.click();
+    await page.keyboard.press('Control+End'); // the empty line after "c = 3"
+    await block.locator('button', { hasText: 'Insert at Cursor' }).click();
+    await page.locator('.monaco-editor .view-line', { hasText: 'def moving_average(values, window):' }).first().waitFor({ timeout: 10_000 });
+    await shot(page, '4b-insert-at-cursor');
+    const inserted = `${SCRATCH}${fixedFunction}`;
+    assert.equal(await saveAndRead('scratch.py', (text) => text === inserted), inserted);
+
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('Shift+ArrowDown'); // the whole first line, "a = 1"
+    await block.locator('button', { hasText: 'Replace Selection' }).click();
+    await waitFor('the selection replaced', async () => (await page.locator('.monaco-editor .view-line', { hasText: 'a = 1' }).count()) === 0, 10_000);
+    await shot(page, '4c-replace-selection');
+    const replaced = `${fixedFunction}b = 2\nc = 3\n${fixedFunction}`;
+    assert.equal(await saveAndRead('scratch.py', (text) => text === replaced), replaced);
+
+    await page.evaluate(() => navigator.clipboard.writeText('nothing yet'));
+    await block.locator('button', { hasText: 'Copy' }).click();
+    await statusItem('starchat: code copied').waitFor({ timeout: 5_000 });
+    await shot(page, '4d-copy');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), fixedFunction.trimEnd());
+  });
+
+  await step('the keybinding Ctrl+Alt+F asks for feedback, and the answer streams into the chat', async () => {
+    const before = await chat.locator('.message.assistant').count();
+    await editor.click();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Control+Alt+F');
+    await chat.locator('.message.user', { hasText: 'Feedback on scratch.py:1-2' }).waitFor({ timeout: 10_000 });
+    const answer = chat.locator('.message.assistant').nth(before);
+    await answer.locator('.body', { hasText: 'The loop stops one window early' }).waitFor({ timeout: 60_000 });
+    await chat.locator(`#${await answer.getAttribute('id')}.done`).waitFor({ timeout: 60_000 });
+    await shot(page, '4e-keybinding-feedback');
+  });
+
+  await step('Open Chat focuses the chat input; a typed message gets a streamed answer', async () => {
+    await chat.locator('#attach').uncheck();
+    await editor.click();
+    const before = await chat.locator('.message.assistant').count();
+    await runCommand(page, 'starchat: Open Chat');
+    await waitFor('the chat input focused', () => chat.evaluate(() => document.activeElement?.id === 'input'), 10_000);
+    await page.keyboard.type('What does moving_average return?');
+    await page.keyboard.press('Enter');
+    await chat.locator('.message.user', { hasText: 'What does moving_average return?' }).waitFor({ timeout: 10_000 });
+    assert.equal(await chat.locator('#input').inputValue(), '');
+    const answer = chat.locator('.message.assistant').nth(before);
+    await answer.locator('.body', { hasText: 'The loop stops one window early' }).waitFor({ timeout: 60_000 });
+    await chat.locator(`#${await answer.getAttribute('id')}.done`).waitFor({ timeout: 60_000 });
+    await shot(page, '4f-open-chat');
+  });
+
+  await step('Pull Model is in the command palette', async () => {
+    await page.keyboard.press('F1');
+    await page.locator('.quick-input-widget input').fill('>starchat: Pull Model');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'starchat: Pull Model' }).first().waitFor();
+    await shot(page, '4g-pull-model-in-palette');
+    await page.keyboard.press('Escape');
   });
 
   await step('a long answer stops when Stop is pressed', async () => {
