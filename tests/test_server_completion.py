@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest_lsp
 from lsprotocol import types
+from pytest_lsp import client_capabilities
 
 from lsp_client import StarchatTestClient
 from test_server import CONFIG, request, start
@@ -210,3 +211,33 @@ async def test_completion_can_be_turned_off(fim: StarchatTestClient, tiny_fim_mo
     open_document(fim, NOTES, text)
     assert await inline(fim, NOTES, end_of(text)) == []
     assert (await status(fim, "off")).generations == 0
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def utf8(lsp_client: StarchatTestClient, tiny_fim_model: Path) -> Any:
+    """A client that negotiates UTF-8 columns (as Neovim 0.11 does)."""
+    capabilities = client_capabilities("visual-studio-code")
+    capabilities.general = types.GeneralClientCapabilities(
+        position_encodings=[types.PositionEncodingKind.Utf8]
+    )
+    result = await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities, initialization_options=options(tiny_fim_model)
+        )
+    )
+    assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf8
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_columns_are_in_the_negotiated_units(utf8: StarchatTestClient) -> None:
+    text = 'note "😀é" = shop'
+    open_document(utf8, NOTES, text)
+    end = types.Position(line=0, character=len(text.encode("utf-8")))
+    result = await utf8.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=NOTES), position=end)
+    )
+    assert isinstance(result, types.CompletionList) and len(result.items) == 1
+    edit = result.items[0].text_edit
+    assert isinstance(edit, types.TextEdit) and edit.range.end == end
+    assert edit.range.start.character == len('note "😀é" = '.encode())  # bytes

@@ -1,6 +1,6 @@
 """Chat-driven completion: what to ask the model at a cursor, and what to insert from its answer.
 
-`scope_at` decides (cheaply, before any model) whether to complete and how much; `complete`
+`completion_scope` decides (cheaply, before any model) whether to complete and how much; `complete`
 runs on the model's thread: it fits the text around the cursor to a token budget, asks by
 fill-in-the-middle when the model can, else by a chat prompt with the nearest instruction comment,
 and cleans the answer. `CompletionCache` makes typing through a suggestion cost nothing.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from starchat_lsp.context import prompts, syntax
 from starchat_lsp.context.completion_cleaning import clean_completion
-from starchat_lsp.context.completion_scope import Scope, completion_scope
+from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult, GenerationSettings
 
 LINE_MAX_NEW_TOKENS = 48
@@ -26,10 +26,6 @@ class Completion:
     text: str  # what to insert at the cursor; "" for nothing
     scope: Scope
     result: GenerationResult
-
-
-def scope_at(text: str, offset: int, language: str | None) -> Scope:
-    return completion_scope(text, offset, language)
 
 
 def _fit(

@@ -25,6 +25,7 @@ from starchat_lsp.features.errors import ContentModifiedError, DocumentNotOpenEr
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
+    from pygls.workspace.position_codec import PositionCodec
 
     from starchat_lsp.server import StarchatServer
 
@@ -135,8 +136,11 @@ async def run_job(
     return JobResult(uri, version, request, outcome, result, prepared.notes)
 
 
-def workspace_edit(job: JobResult) -> types.WorkspaceEdit | None:
-    """The fix as a versioned edit of only the changed lines; None when it must not be applied."""
+def workspace_edit(job: JobResult, codec: PositionCodec) -> types.WorkspaceEdit | None:
+    """The fix as a versioned edit of only the changed lines; None when it must not be applied.
+
+    Columns are in the units negotiated with the client (`codec`): UTF-16 unless it chose another.
+    """
     outcome = job.outcome
     if not outcome.applicable or outcome.new_text is None:
         return None
@@ -151,7 +155,7 @@ def workspace_edit(job: JobResult) -> types.WorkspaceEdit | None:
         if change.end_line >= len(old_lines) and old_lines and not old.endswith(("\n", "\r")):
             # The last line has no newline: the edit ends at its end and adds none there.
             end_of_text = types.Position(
-                line=len(old_lines) - 1, character=_utf16_len(old_lines[-1])
+                line=len(old_lines) - 1, character=codec.client_num_units(old_lines[-1])
             )
             if change.start_line >= len(old_lines):  # appending after the last line
                 start, new_text = end_of_text, newline + new_text
@@ -173,7 +177,3 @@ def workspace_edit(job: JobResult) -> types.WorkspaceEdit | None:
             )
         ]
     )
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2

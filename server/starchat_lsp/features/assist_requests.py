@@ -103,7 +103,8 @@ def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
         else:
             lines = line_span(open_document(ls, uri), selection)
         job = await run_job(ls, kind, uri, *lines, note=note, on_text=_streamer(ls, params))
-        edit = workspace_edit(job) if kind in tasks.FIXING else None
+        codec = ls.workspace.position_codec
+        edit = workspace_edit(job, codec) if kind in tasks.FIXING else None
         if kind is tasks.TaskKind.FEEDBACK and ls.settings.diagnostics.enabled:
             feedback_diagnostics.publish(ls, job)
         outcome = job.outcome

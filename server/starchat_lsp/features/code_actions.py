@@ -130,7 +130,7 @@ def register(server: StarchatServer) -> None:
             ls, task, data["uri"], data["start_line"], data["end_line"], data.get("note")
         )
         if task in tasks.FIXING:
-            action.edit = workspace_edit(job)
+            action.edit = workspace_edit(job, ls.workspace.position_codec)
             if action.edit is None:
                 reasons = "; ".join(job.outcome.problems) or "the answer had no code to apply"
                 ls.tell(f"starchat: no fix applied ({reasons})", types.MessageType.Info)

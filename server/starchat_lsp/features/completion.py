@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from starchat_lsp import completion
-from starchat_lsp.context.completion_scope import Scope
+from starchat_lsp.context.completion_scope import Scope, completion_scope
 from starchat_lsp.engine.base import CancelFlag, Engine, StopReason
 from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.features.assist_jobs import language_of
@@ -63,7 +63,7 @@ async def completion_at(
     # LSP positions count UTF-16 units (unless negotiated): pygls converts to a str index
     offset = min(document.offset_at_position(position), len(text))
     language = language_of(document)
-    scope = completion.scope_at(text, offset, language)
+    scope = completion_scope(text, offset, language)
     if scope is Scope.NONE:
         return None
     model = server.settings.model.name
@@ -120,10 +120,6 @@ def _snippet(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
 
 
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 def completion_item(
     document: TextDocument, position: types.Position, text: str
 ) -> types.CompletionItem:
@@ -132,7 +128,7 @@ def completion_item(
     before = document.source[:offset].rpartition("\n")[2]
     word = _WORD_BEFORE.search(before)
     typed = word.group(0) if word else ""
-    start = types.Position(line=position.line, character=position.character - _utf16_len(typed))
+    start = document.client_position_at_offset(offset - len(typed))  # in the client's units
     first_line = (typed + text).strip().split("\n")[0]
     return types.CompletionItem(
         label=first_line[:60] + ("…" if len(first_line) > 60 else ""),

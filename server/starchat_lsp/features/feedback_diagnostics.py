@@ -9,6 +9,8 @@ from lsprotocol import types
 from starchat_lsp.context import answers
 
 if TYPE_CHECKING:
+    from pygls.workspace.position_codec import PositionCodec
+
     from starchat_lsp.features.assist_jobs import JobResult
     from starchat_lsp.server import StarchatServer
 
@@ -26,14 +28,15 @@ def summary(answer: str, limit: int = 300) -> str:
     return (first[: limit - 1] + "…") if len(first) > limit else first or "starchat feedback"
 
 
-def build(job: JobResult) -> list[types.Diagnostic]:
+def build(job: JobResult, codec: PositionCodec) -> list[types.Diagnostic]:
+    """Diagnostics on the lines the answer names; columns in the client's negotiated units."""
     message = summary(job.outcome.answer)
     lines = job.request.text.splitlines()
     return [
         types.Diagnostic(
             range=types.Range(
                 start=types.Position(line=line, character=0),
-                end=types.Position(line=line, character=len(lines[line].encode("utf-16-le")) // 2),
+                end=types.Position(line=line, character=codec.client_num_units(lines[line])),
             ),
             message=message,
             severity=types.DiagnosticSeverity.Information,
@@ -45,7 +48,7 @@ def build(job: JobResult) -> list[types.Diagnostic]:
 
 
 def publish(server: StarchatServer, job: JobResult) -> None:
-    diagnostics = build(job)
+    diagnostics = build(job, server.workspace.position_codec)
     server.feedback_diagnostics[job.uri] = diagnostics
     server.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=job.uri, version=job.version, diagnostics=diagnostics)
