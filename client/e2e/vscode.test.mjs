@@ -71,12 +71,19 @@ async function chatFrame(page) {
 }
 
 /** Opens a workspace file with Ctrl+P and waits for its tab. */
-async function openFile(page, name) {
+/** Opens `name` with Quick Open and waits until the editor shows `text` (keys pressed before that go nowhere). */
+async function openFile(page, name, text) {
   await page.keyboard.press('Control+P');
   await page.locator('.quick-input-widget input').fill(name);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
   await page.keyboard.press('Enter');
   await page.locator('.tab.active', { hasText: name }).waitFor();
+  await page.locator('.monaco-editor .view-line', { hasText: text }).first().waitFor({ timeout: 20_000 });
+}
+
+/** Waits until the status bar says the cursor is on `line` (1-based), so that what follows acts there. */
+async function cursorOnLine(page, line) {
+  await page.locator('.statusbar-item', { hasText: new RegExp(`Ln ${line}, Col \\d+`) }).first().waitFor({ timeout: 10_000 });
 }
 
 async function runCommand(page, title) {
@@ -223,6 +230,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
       await page.keyboard.press('ArrowDown');
     }
     await page.keyboard.press('End');
+    await cursorOnLine(page, 7);
     await page.keyboard.press('Control+.');
     const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Fix this code with starchat' }).first();
     await fix.waitFor({ timeout: 30_000 });
@@ -250,12 +258,13 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
   };
 
   await step('Write Code for Instruction puts the answer\'s code below the comment', async () => {
-    await openFile(page, 'evens.py');
+    await openFile(page, 'evens.py', 'return the largest even number');
     await editor.click();
     await page.keyboard.press('Control+Home');
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('ArrowDown'); // on "# return the largest even number in xs"
     await page.keyboard.press('End');
+    await cursorOnLine(page, 3);
     await page.keyboard.press('Control+.');
     const write = page.locator('.action-widget .monaco-list-row', { hasText: 'Write code for this instruction with starchat' }).first();
     await write.waitFor({ timeout: 30_000 });
@@ -271,9 +280,10 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
 
   await step('the chat code block: Insert at Cursor, Replace Selection, Copy', async () => {
     const block = chat.locator('.message.assistant.done', { hasText: 'The loop stops one window early' }).first().locator('figure.code');
-    await openFile(page, 'scratch.py');
+    await openFile(page, 'scratch.py', 'c = 3');
     await editor.click();
     await page.keyboard.press('Control+End'); // the empty line after "c = 3"
+    await cursorOnLine(page, 4);
     await block.locator('button', { hasText: 'Insert at Cursor' }).click();
     await page.locator('.monaco-editor .view-line', { hasText: 'def moving_average(values, window):' }).first().waitFor({ timeout: 10_000 });
     await shot(page, '4b-insert-at-cursor');
