@@ -8,7 +8,7 @@ STARCHAT := $(VENV)/bin/starchat-lsp
 INSTALLED := $(VENV)/.installed
 MODEL ?= smollm2-135m
 
-.PHONY: install pull demo test lint unit client vscode-e2e clean
+.PHONY: install pull demo test lint unit client vscode-e2e bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,19 @@ demo: pull
 	$(STARCHAT) feedback examples/off_by_one.py
 
 lint: install
-	$(VENV)/bin/ruff check server tests
-	$(VENV)/bin/ruff format --check server tests
+	$(VENV)/bin/ruff check server tests bench
+	$(VENV)/bin/ruff format --check server tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy -p bench
+
+# Benchmarks against raw transformers / llama-cpp-python, in one run (bench/, docs/benchmarks.md):
+# a table and a chart under bench/results/. BENCH_ARGS="--model qwen2.5-coder-1.5b" for another.
+bench: pull
+	$(PY) -m bench --model $(MODEL) $(BENCH_ARGS)
+
+# Small sizes, under a minute: checks that every benchmark still runs (never fails on a timing).
+bench-quick: pull
+	$(PY) -m bench --quick --model $(MODEL) --out test-output/bench-quick
 
 unit: install
 	$(PY) -m pytest -m "not default_model"

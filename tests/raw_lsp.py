@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 SERVER = [sys.executable, "-m", "starchat_lsp", "serve"]
 REPLY_TIMEOUT_S = 30.0
@@ -30,7 +30,7 @@ class ServerGone(Exception):
 
 
 class RawLspClient:
-    def __init__(self, reader: BinaryIO, write: Callable[[bytes], None]) -> None:
+    def __init__(self, reader: IO[bytes], write: Callable[[bytes], None]) -> None:
         self._reader = reader
         self._write = write
         self._write_lock = threading.Lock()
@@ -40,6 +40,7 @@ class RawLspClient:
         self.reply_times: dict[Any, float] = {}
         self.partial: dict[Any, list[tuple[float, Any]]] = {}  # token -> [(arrived, value)]
         self.notifications: list[dict[str, Any]] = []
+        self.notification_times: list[float] = []  # when each of `notifications` arrived
         self.closed = False
         threading.Thread(target=self._read_frames, daemon=True).start()
 
@@ -83,6 +84,7 @@ class RawLspClient:
                 self.partial.setdefault(params["token"], []).append((arrived, params["value"]))
             else:
                 self.notifications.append(message)
+                self.notification_times.append(arrived)
             self._changed.notify_all()
 
     # -- writing ---------------------------------------------------------------------------

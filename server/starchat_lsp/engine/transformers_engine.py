@@ -48,8 +48,12 @@ class TransformersEngine:
         is_hub_id: bool = False,
         device: str = "auto",
         dtype: str = "auto",
+        reuse_prefix: bool = True,
     ) -> None:
         self._location = location
+        # Keep the last run's KV cache for the next prompt that shares its prefix (off: the
+        # benchmark's baseline, or to give the memory back between requests).
+        self.reuse_prefix = reuse_prefix
         self._name = name or location
         self._is_hub_id = is_hub_id
         self._device_setting = device
@@ -232,7 +236,7 @@ class TransformersEngine:
         previous = self._prefix
         self._prefix = None
         stopper.reused_tokens = 0
-        if previous is not None:
+        if previous is not None and self.reuse_prefix:
             ids, cache = previous
             shared = 0
             for old, new in zip(ids, input_ids, strict=False):

@@ -1,0 +1,180 @@
+"""7. How time to first token and tokens/s grow with the prompt's length and with requests queued
+at once; and the llama.cpp backend against raw llama-cpp-python on the same GGUF file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from bench.harness import Bench, explain_messages
+from bench.results_model import Row, Section
+from bench.stats import Spread, ratio
+from starchat_lsp.engine.base import ChatMessage, GenerationResult, TextStream
+
+
+def sized_messages(engine: Any, tokens: int) -> list[ChatMessage]:
+    """The explain question padded to about `tokens` prompt tokens."""
+    base = engine.count_tokens(engine.render_chat(explain_messages()))
+    per_word = engine.count_tokens(engine.render_chat(explain_messages(100))) - base
+    words = max(0, int((tokens - base) * 100 / max(1, per_word)))
+    return explain_messages(words)
+
+
+def _timed(stream: TextStream, started: float) -> tuple[float, float, GenerationResult]:
+    """(first chunk after `started`, tokens/s after it, result) of a stream read to the end."""
+    first = None
+    for _ in stream:
+        if first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    result = stream.result
+    assert first is not None
+    return first - started, (result.tokens_out - 1) / max(1e-9, end - first), result
+
+
+def _lengths(bench: Bench, section: Section) -> None:
+    engine = bench.engine(reuse_prefix=False)
+    points = []
+    for length in bench.options.prompt_lengths:
+        if length + bench.options.new_tokens > engine.context_window:
+            section.notes.append(f"{length} tokens: past the model's window, skipped")
+            continue
+        messages = sized_messages(engine, length)
+        tokens_in = engine.count_tokens(engine.render_chat(messages))
+        ttfts, speeds = [], []
+        for _ in range(max(1, bench.options.runs // 2)):
+            started = time.perf_counter()
+            ttft, speed, _ = _timed(engine.chat(messages, bench.settings()), started)
+            ttfts.append(ttft)
+            speeds.append(speed)
+        ttft_s, speed_s = Spread.of(ttfts), Spread.of(speeds)
+        section.add(
+            Row(
+                f"{tokens_in}-token prompt: first token; tokens/s",
+                f"{ttft_s.show()}; {speed_s.show('tok/s')}",
+            )
+        )
+        points.append((tokens_in, ttft_s.median, speed_s.median))
+        bench.log(f"scale: {tokens_in}-token prompt")
+    section.series["prompt_length"] = points
+
+
+def _read_all(streams: list[TextStream], started: float) -> tuple[list[float], list[int]]:
+    """Read the streams at once, one thread each, as clients do: (first tokens, tokens out)."""
+    ttfts: list[float] = []
+    totals: list[int] = []
+    lock = threading.Lock()
+
+    def read(stream: TextStream) -> None:
+        ttft, _, result = _timed(stream, started)
+        with lock:
+            ttfts.append(ttft)
+            totals.append(result.tokens_out)
+
+    threads = [threading.Thread(target=read, args=(stream,)) for stream in streams]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return ttfts, totals
+
+
+def _concurrency(bench: Bench, section: Section) -> None:
+    engine = bench.engine(reuse_prefix=False)
+    points = []
+    for count in bench.options.concurrency:
+        started = time.perf_counter()
+        # different questions, so that no request reuses another's prefix
+        streams = [
+            engine.chat(
+                [ChatMessage("user", f"Request {i}. " + explain_messages()[0].content)],
+                bench.settings(),
+            )
+            for i in range(count)
+        ]
+        ttfts, totals = _read_all(streams, started)
+        wall = time.perf_counter() - started
+        throughput = sum(totals) / wall
+        worst = max(ttfts)
+        section.add(
+            Row(
+                f"{count} requests at once: first token median / last; all tokens/s",
+                f"{Spread.of(ttfts).median:.2f} s / {worst:.2f} s; {throughput:.1f} tok/s",
+            )
+        )
+        points.append((count, Spread.of(ttfts).median, worst, throughput))
+        bench.log(f"scale: {count} requests at once")
+    section.series["concurrency"] = points
+    section.notes.append(
+        "one model worker per engine: requests at once queue, so the later ones' first token "
+        "waits for the earlier answers (the server never runs two generations on one model)"
+    )
+
+
+def _llamacpp(bench: Bench, section: Section) -> None:
+    gguf = bench.resolved.gguf_path
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        section.notes.append("llama.cpp rows skipped: llama-cpp-python is not installed")
+        return
+    if gguf is None:
+        section.notes.append("llama.cpp rows skipped: the model has no GGUF file")
+        return
+    from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(str(gguf), name=bench.resolved.name)
+    engine.load()
+    llama = engine.llama
+    messages = explain_messages()
+    prompt = engine.render_chat(messages)
+    settings = bench.settings()
+    llama.reset()
+    tokens = engine.chat(messages, settings).finish().tokens_out  # warm-up, and the length
+    ours_ttft, ours_speed, raw_ttft, raw_speed = [], [], [], []
+    for _ in range(bench.options.runs):
+        llama.reset()  # no prefix left from the last run, for either
+        started = time.perf_counter()
+        ttft, speed, _ = _timed(engine.chat(messages, settings), started)
+        ours_ttft.append(ttft)
+        ours_speed.append(speed)
+        llama.reset()
+        started = time.perf_counter()
+        first, count = None, 0
+        for _ in llama.create_completion(prompt, max_tokens=tokens, temperature=0.0, stream=True):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        assert first is not None
+        raw_ttft.append(first - started)
+        raw_speed.append((count - 1) / (end - first))
+    engine.close()
+    bench.log(f"scale: llama.cpp vs raw llama-cpp-python, {tokens} tokens")
+    for measure, ours, raw, higher in (
+        ("llama.cpp backend vs raw llama-cpp-python: first token", ours_ttft, raw_ttft, False),
+        ("llama.cpp backend vs raw llama-cpp-python: tokens/s", ours_speed, raw_speed, True),
+    ):
+        o, r = Spread.of(ours), Spread.of(raw)
+        q = ratio(o.median, r.median)
+        unit = "tok/s" if higher else "s"
+        section.add(
+            Row(
+                measure,
+                o.show(unit),
+                r.show(unit),
+                q,
+                "within 5%",
+                q >= 0.95 if higher else q <= 1.05,
+            )
+        )
+
+
+def run(bench: Bench) -> Section:
+    section = Section("scale", "7. Scale: prompt length, requests at once, llama.cpp")
+    _lengths(bench, section)
+    _concurrency(bench, section)
+    _llamacpp(bench, section)
+    section.notes.append(f"{bench.options.new_tokens} new tokens per request (at most)")
+    return section

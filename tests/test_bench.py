@@ -1,0 +1,58 @@
+"""The benchmark's quick mode on the tiny model: every section runs through the real server and
+engine and lands in the report. Timings are never asserted here (bench/ reports them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ["engine", "lsp", "responsive", "cancel", "reuse", "startup", "scale"]
+
+
+def test_quick_bench_runs_every_section_and_writes_the_report(
+    tmp_path: Path, tiny_chatml_model: Path
+) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--model",
+            str(tiny_chatml_model),
+            "--dtype",
+            "float32",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert [s["key"] for s in results["sections"]] == SECTIONS
+    for section in results["sections"]:
+        assert section["rows"], section["key"]
+        assert all(row["ours"] for row in section["rows"]), section
+    report = (out / "report.md").read_text()
+    for title in (
+        "Engine overhead",
+        "End to end through LSP",
+        "Responsiveness",
+        "Cancellation",
+        "Reuse",
+        "Start-up",
+        "Scale",
+    ):
+        assert title in report
+    assert report == done.stdout
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The tiny model has no GGUF file: the llama.cpp rows say why they are missing.
+    scale = results["sections"][-1]
+    assert any("llama.cpp rows skipped" in note for note in scale["notes"])
