@@ -128,8 +128,13 @@ def test_requests_on_another_document_are_answered_during_a_generation(
     client.wait_for_chunks("gen", client.chunks("gen") + 1, timeout=5)
     assert client.partial["gen"][-1][0] > samples_done
     assert generation not in client.replies, "the generation ended before the samples did"
+    assert client.request("starchat/status", None)["running"] == 1
     client.notify("$/cancelRequest", {"id": generation})
     assert client.reply(generation, timeout=10)["error"]["code"] == REQUEST_CANCELLED
+    # The model is free once its run has stopped (within a token): status says so.
+    client.wait_until(
+        lambda: client.request("starchat/status", None)["running"] == 0, 5, "the model to stop"
+    )
 
     every = sorted(listing + edit_then_listing)
     median = statistics.median(every)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -37,6 +38,8 @@ class ModelHost:
         self._engine: Engine | None = None
         self._loading: asyncio.Task[Engine] | None = None
         self.runs = 0  # generations started: how often the model was asked for anything
+        self._active = 0  # runs whose work has not returned yet (a cancelled one until it stops)
+        self._active_lock = threading.Lock()
 
     @property
     def settings(self) -> EngineSettings | None:
@@ -127,11 +130,28 @@ class ModelHost:
         engine = await self.engine()
         flag = flag or CancelFlag()
         self.runs += 1
+        with self._active_lock:
+            self._active += 1
         try:
-            return await asyncio.to_thread(work, engine, flag)
+            return await asyncio.to_thread(self._tracked, work, engine, flag)
         except asyncio.CancelledError:
             flag.cancel()
             raise
+
+    @property
+    def active(self) -> int:
+        """Runs still using the model: a cancelled request counts until its model run stops."""
+        with self._active_lock:
+            return self._active
+
+    def _tracked(
+        self, work: Callable[[Engine, CancelFlag], T], engine: Engine, flag: CancelFlag
+    ) -> T:
+        try:
+            return work(engine, flag)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def close(self) -> None:
         if self._engine is not None:

@@ -20,6 +20,7 @@ def register(server: StarchatServer) -> None:
             "backend": ls.settings.model.backend,
             "state": ls.host.state,
             "generations": ls.host.runs,
+            "running": ls.host.active,
             "syntax": {
                 "full_parses": syntax.counts.full_parses,
                 "incremental_parses": ls.trees.incremental_parses,
