@@ -1,5 +1,5 @@
 """7. How time to first token and tokens/s grow with the prompt's length and with requests queued
-at once; and the llama.cpp backend against raw llama-cpp-python on the same GGUF file."""
+at once; then the llama.cpp and HTTP backends against their raw clients (bench/backends.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import threading
 import time
 from typing import Any
 
+from bench import backends
 from bench.harness import Bench, explain_messages
 from bench.results_model import Row, Section
-from bench.stats import Spread, ratio
+from bench.stats import Spread
 from starchat_lsp.engine.base import ChatMessage, GenerationResult, TextStream
 
 
@@ -21,7 +22,7 @@ def sized_messages(engine: Any, tokens: int) -> list[ChatMessage]:
     return explain_messages(words)
 
 
-def _timed(stream: TextStream, started: float) -> tuple[float, float, GenerationResult]:
+def timed(stream: TextStream, started: float) -> tuple[float, float, GenerationResult]:
     """(first chunk after `started`, tokens/s after it, result) of a stream read to the end."""
     first = None
     for _ in stream:
@@ -33,8 +34,8 @@ def _timed(stream: TextStream, started: float) -> tuple[float, float, Generation
     return first - started, (result.tokens_out - 1) / max(1e-9, end - first), result
 
 
-def _lengths(bench: Bench, section: Section) -> None:
-    engine = bench.engine(reuse_prefix=False)
+def lengths(bench: Bench, section: Section, engine: Any, label: str = "") -> None:
+    """First token and tokens/s as the prompt grows (`engine` must not reuse prefixes)."""
     points = []
     for length in bench.options.prompt_lengths:
         if length + bench.options.new_tokens > engine.context_window:
@@ -45,19 +46,19 @@ def _lengths(bench: Bench, section: Section) -> None:
         ttfts, speeds = [], []
         for _ in range(max(1, bench.options.runs // 2)):
             started = time.perf_counter()
-            ttft, speed, _ = _timed(engine.chat(messages, bench.settings()), started)
+            ttft, speed, _ = timed(engine.chat(messages, bench.settings()), started)
             ttfts.append(ttft)
             speeds.append(speed)
         ttft_s, speed_s = Spread.of(ttfts), Spread.of(speeds)
         section.add(
             Row(
-                f"{tokens_in}-token prompt: first token; tokens/s",
+                f"{label}{tokens_in}-token prompt: first token; tokens/s",
                 f"{ttft_s.show()}; {speed_s.show('tok/s')}",
             )
         )
         points.append((tokens_in, ttft_s.median, speed_s.median))
-        bench.log(f"scale: {tokens_in}-token prompt")
-    section.series["prompt_length"] = points
+        bench.log(f"scale: {label}{tokens_in}-token prompt")
+    section.series[f"{label}prompt_length"] = points
 
 
 def _read_all(streams: list[TextStream], started: float) -> tuple[list[float], list[int]]:
@@ -67,7 +68,7 @@ def _read_all(streams: list[TextStream], started: float) -> tuple[list[float], l
     lock = threading.Lock()
 
     def read(stream: TextStream) -> None:
-        ttft, _, result = _timed(stream, started)
+        ttft, _, result = timed(stream, started)
         with lock:
             ttfts.append(ttft)
             totals.append(result.tokens_out)
@@ -112,69 +113,11 @@ def _concurrency(bench: Bench, section: Section) -> None:
     )
 
 
-def _llamacpp(bench: Bench, section: Section) -> None:
-    gguf = bench.resolved.gguf_path
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        section.notes.append("llama.cpp rows skipped: llama-cpp-python is not installed")
-        return
-    if gguf is None:
-        section.notes.append("llama.cpp rows skipped: the model has no GGUF file")
-        return
-    from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
-
-    engine = LlamaCppEngine(str(gguf), name=bench.resolved.name)
-    engine.load()
-    llama = engine.llama
-    messages = explain_messages()
-    prompt = engine.render_chat(messages)
-    settings = bench.settings()
-    llama.reset()
-    tokens = engine.chat(messages, settings).finish().tokens_out  # warm-up, and the length
-    ours_ttft, ours_speed, raw_ttft, raw_speed = [], [], [], []
-    for _ in range(bench.options.runs):
-        llama.reset()  # no prefix left from the last run, for either
-        started = time.perf_counter()
-        ttft, speed, _ = _timed(engine.chat(messages, settings), started)
-        ours_ttft.append(ttft)
-        ours_speed.append(speed)
-        llama.reset()
-        started = time.perf_counter()
-        first, count = None, 0
-        for _ in llama.create_completion(prompt, max_tokens=tokens, temperature=0.0, stream=True):
-            count += 1
-            if first is None:
-                first = time.perf_counter()
-        end = time.perf_counter()
-        assert first is not None
-        raw_ttft.append(first - started)
-        raw_speed.append((count - 1) / (end - first))
-    engine.close()
-    bench.log(f"scale: llama.cpp vs raw llama-cpp-python, {tokens} tokens")
-    for measure, ours, raw, higher in (
-        ("llama.cpp backend vs raw llama-cpp-python: first token", ours_ttft, raw_ttft, False),
-        ("llama.cpp backend vs raw llama-cpp-python: tokens/s", ours_speed, raw_speed, True),
-    ):
-        o, r = Spread.of(ours), Spread.of(raw)
-        q = ratio(o.median, r.median)
-        unit = "tok/s" if higher else "s"
-        section.add(
-            Row(
-                measure,
-                o.show(unit),
-                r.show(unit),
-                q,
-                "within 5%",
-                q >= 0.95 if higher else q <= 1.05,
-            )
-        )
-
-
 def run(bench: Bench) -> Section:
     section = Section("scale", "7. Scale: prompt length, requests at once, llama.cpp")
-    _lengths(bench, section)
+    lengths(bench, section, bench.engine(reuse_prefix=False))
     _concurrency(bench, section)
-    _llamacpp(bench, section)
+    backends.llamacpp(bench, section)
+    backends.http(bench, section)
     section.notes.append(f"{bench.options.new_tokens} new tokens per request (at most)")
     return section

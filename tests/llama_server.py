@@ -37,11 +37,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def llama_cpp_server(log_dir: Path) -> Iterator[str]:
-    """Start the server on the default model's GGUF; yield its URL once it answers."""
+def llama_cpp_server(
+    log_dir: Path, model: str = DEFAULT_MODEL, threads: int = THREADS
+) -> Iterator[str]:
+    """Start the server on the GGUF of `model` (served as that name); yield its URL once it
+    answers. The benchmark uses it too."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.fail("llama-cpp-python[server] is not installed: run `make install` (dev extra)")
-    resolved = ModelStore().resolve(DEFAULT_MODEL)
+    resolved = ModelStore().resolve(model)
     if resolved.gguf_path is None or not Path(resolved.gguf_path).exists():
         pytest.fail("the default model is not pulled: run `make pull` before this test")
     port = free_port()
@@ -53,7 +56,7 @@ def llama_cpp_server(log_dir: Path) -> Iterator[str]:
         "--model",
         str(resolved.gguf_path),
         "--model_alias",
-        DEFAULT_MODEL,
+        model,
         "--host",
         "127.0.0.1",
         "--port",
@@ -61,7 +64,7 @@ def llama_cpp_server(log_dir: Path) -> Iterator[str]:
         "--n_ctx",
         str(CONTEXT),
         "--n_threads",
-        str(THREADS),
+        str(threads),
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
