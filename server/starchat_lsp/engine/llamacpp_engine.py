@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -43,9 +43,10 @@ INSTALL_HINT = "pip install 'starchat-lsp[llamacpp]'"
 # KV cache up front (Qwen2.5-Coder-1.5B at its 32768 tokens: about 0.9 GB more than at 4096), and
 # the prompts this assistant builds (a function or a selection, plus instructions) fit in 4096.
 DEFAULT_CONTEXT_CAP = 4096
-# Prompt tokens put through the model at once: cancel and the time limit are checked between.
-# 32 costs no throughput on a CPU (measured: 16 to 256 alike) and bounds a cancel's wait to about
-# 0.1 s for SmolLM2-135M and 0.4 s for Qwen2.5-Coder-1.5B on 2 cores.
+# Where llama.cpp's abort callback cannot be set: prompt tokens put through the model at once,
+# with cancel and the time limit checked between. Small slices cost prefill speed (32 against one
+# eval of the whole prompt: about 10% slower first token for SmolLM2-135M, bench/), so the abort
+# callback is the normal way: the whole prompt in one eval, stopped within a graph node.
 PREFILL_SLICE = 32
 _DONE = object()  # the end of the chunk queue
 
@@ -97,6 +98,10 @@ class LlamaCppEngine:
         self._fim: tuple[str, str, str] | None = None
         self._window = 0
         self.load_time_s: float | None = None
+        # llama.cpp calls the abort callback from its compute threads during an eval; it asks
+        # `_abort_check`, which is set only while a prompt is put through the model.
+        self._abort_callback: Any = None
+        self._abort_check: Callable[[], bool] | None = None
 
     @property
     def name(self) -> str:
@@ -157,6 +162,7 @@ class LlamaCppEngine:
                     f"(`starchat-lsp models pull {self._name}`) or upgrade llama-cpp-python"
                 ) from error
             self._inspect(llama)
+            self._install_abort_callback(llama)
             # llama.cpp rounds the context up (to a multiple of 256); the window is what was asked
             # for, and by default never more than the model was trained on.
             window = min(int(llama.n_ctx()), self._context_size or DEFAULT_CONTEXT_CAP)
@@ -376,7 +382,7 @@ class LlamaCppEngine:
     def _prefill(
         self, llama: Any, tokens: list[int], run: _Run, flag: CancelFlag, deadline: float | None
     ) -> bool:
-        """Put the prompt through the model in slices, checking cancel and time between them.
+        """Put the prompt through the model; False if cancel or the time limit stopped it.
 
         A long prompt takes seconds on a CPU (Qwen2.5-Coder-1.5B: about 100 tokens/s on 2 cores);
         cancel must not wait for all of it. The KV cache of the prefix this prompt shares with
@@ -392,15 +398,57 @@ class LlamaCppEngine:
             shared = 0
             llama.reset()
         run.reused_tokens = shared
-        for start in range(shared, len(tokens), PREFILL_SLICE):
-            if flag.cancelled:
-                run.reason = StopReason.CANCELLED
+        stop = self._prefill_stop(run, flag, deadline)
+        if self._abort_callback is not None:
+            # One eval for the whole prompt (llama.cpp batches it), aborted from inside on cancel
+            # or at the time limit; the callback is only set for the prefill: it runs per graph
+            # node, too often to leave on while tokens are generated one by one.
+            self._abort_check = stop
+            try:
+                llama.eval(tokens[shared:])
+            except RuntimeError:
+                if run.reason is None:
+                    raise
+                llama.reset()  # part of the prompt went in: the next run starts afresh
                 return False
-            if deadline is not None and time.monotonic() >= deadline:
-                run.reason = StopReason.TIME
+            finally:
+                self._abort_check = None
+            return True
+        for start in range(shared, len(tokens), PREFILL_SLICE):
+            if stop():
                 return False
             llama.eval(tokens[start : start + PREFILL_SLICE])
         return True
+
+    @staticmethod
+    def _prefill_stop(run: _Run, flag: CancelFlag, deadline: float | None) -> Callable[[], bool]:
+        """True (and the reason noted) once the prefill must stop: cancelled, or out of time."""
+
+        def stop() -> bool:
+            if flag.cancelled:
+                run.reason = StopReason.CANCELLED
+            elif deadline is not None and time.monotonic() >= deadline:
+                run.reason = StopReason.TIME
+            return run.reason is not None
+
+        return stop
+
+    def _install_abort_callback(self, llama: Any) -> None:
+        """Let a running eval be stopped: llama.cpp asks this callback between graph nodes."""
+        import llama_cpp
+
+        context = getattr(getattr(llama, "_ctx", None), "ctx", None)
+        setter = getattr(llama_cpp, "llama_set_abort_callback", None)
+        kind = getattr(llama_cpp, "ggml_abort_callback", None)
+        if context is None or setter is None or kind is None:
+            return  # an older or newer llama-cpp-python: prefill in slices instead
+
+        def should_abort(_data: Any) -> bool:
+            check = self._abort_check
+            return check is not None and check()
+
+        self._abort_callback = kind(should_abort)  # kept referenced: C holds only the pointer
+        setter(context, self._abort_callback, None)
 
     def _result(self, future: Future[None], run: _Run, submitted: float) -> GenerationResult:
         try:
