@@ -12,19 +12,8 @@ from typing import Any
 from bench.harness import Bench, explain_messages
 from bench.results_model import Row, Section
 from bench.stats import Spread, ratio
+from bench.timing import first_and_end
 from starchat_lsp.engine.base import TextStream
-
-
-def _first_and_end(chunks: Iterator[Any], started: float) -> tuple[float, float, int]:
-    """(first chunk, whole answer) seconds after `started`, and the number of chunks."""
-    first, count = None, 0
-    for _ in chunks:
-        count += 1
-        if first is None:
-            first = time.perf_counter()
-    end = time.perf_counter()
-    assert first is not None, "no text came"
-    return first - started, end - started, count
 
 
 def _compare(
@@ -42,7 +31,7 @@ def _compare(
         for who, chunks in (("ours", lambda: iter(ours())), ("raw", raw)):
             before_each()
             started = time.perf_counter()
-            first, whole, _ = _first_and_end(chunks(), started)
+            first, whole, _ = first_and_end(chunks(), started)
             if attempt:  # the first round warms both up
                 firsts[who].append(first)
                 wholes[who].append(whole)

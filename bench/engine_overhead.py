@@ -11,6 +11,7 @@ from bench.harness import Bench, explain_messages
 from bench.memory import PeakMemory
 from bench.results_model import Row, Section
 from bench.stats import Spread, ratio
+from bench.timing import timed
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,10 @@ def engine_generate(bench: Bench, max_new_tokens: int) -> Run:
     engine = bench.engine(reuse_prefix=False)
     with PeakMemory() as peak:
         start = time.perf_counter()
-        stream = engine.chat(explain_messages(), bench.settings(max_new_tokens))
-        first = None
-        for _ in stream:
-            if first is None:
-                first = time.perf_counter()
-        end = time.perf_counter()
-    result = stream.result
-    assert first is not None
-    tokens = result.tokens_out
-    return Run(first - start, (tokens - 1) / (end - first), tokens, peak.added_mb)
+        first, speed, result = timed(
+            engine.chat(explain_messages(), bench.settings(max_new_tokens)), start
+        )
+    return Run(first, speed, result.tokens_out, peak.added_mb)
 
 
 def run(bench: Bench) -> Section:

@@ -11,7 +11,8 @@ from bench import backends
 from bench.harness import Bench, explain_messages
 from bench.results_model import Row, Section
 from bench.stats import Spread
-from starchat_lsp.engine.base import ChatMessage, GenerationResult, TextStream
+from bench.timing import timed
+from starchat_lsp.engine.base import ChatMessage, TextStream
 
 
 def sized_messages(engine: Any, tokens: int) -> list[ChatMessage]:
@@ -20,18 +21,6 @@ def sized_messages(engine: Any, tokens: int) -> list[ChatMessage]:
     per_word = engine.count_tokens(engine.render_chat(explain_messages(100))) - base
     words = max(0, int((tokens - base) * 100 / max(1, per_word)))
     return explain_messages(words)
-
-
-def timed(stream: TextStream, started: float) -> tuple[float, float, GenerationResult]:
-    """(first chunk after `started`, tokens/s after it, result) of a stream read to the end."""
-    first = None
-    for _ in stream:
-        if first is None:
-            first = time.perf_counter()
-    end = time.perf_counter()
-    result = stream.result
-    assert first is not None
-    return first - started, (result.tokens_out - 1) / max(1e-9, end - first), result
 
 
 def lengths(bench: Bench, section: Section, engine: Any, label: str = "") -> None:
