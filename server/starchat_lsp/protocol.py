@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from cattrs.v import transform_error
 from lsprotocol.types import ErrorCodes, ResponseError
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 from pygls.protocol import LanguageServerProtocol
 
 logger = logging.getLogger(__name__)
+
+_NOT_JSON = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 JSONRPC_VERSION = "2.0"
 MAX_REASONS = 3  # a reply names the first few problems; the rest only clutter the editor's log
@@ -39,6 +43,7 @@ class StarchatProtocol(LanguageServerProtocol):
         if not isinstance(message, dict):  # e.g. a JSON array or number
             self._reply_error(None, ErrorCodes.InvalidRequest, "Invalid Request: not a JSON object")
             return
+        message = _valid_text(message)
         problem = _envelope_problem(message)
         if problem is not None:
             if "method" not in message and ("result" in message or "error" in message):
@@ -101,6 +106,22 @@ def _usable_id(msg_id: Any) -> int | str | None:
     return None
 
 
+def _valid_text(value: Any) -> Any:
+    """`value` with each lone UTF-16 surrogate in its strings replaced by U+FFFD.
+
+    JSON allows "\\ud83d" alone and Python keeps it in a str, but UTF-8 (tree-sitter) and the
+    tokenizers refuse such text: one bad character in a document or a chat message would fail
+    every request on it. U+FFFD is one UTF-16 unit too, so the client's positions still fit.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {key: _valid_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(item) for item in value]
+    return value
+
+
 def _envelope_problem(message: dict[str, Any]) -> str | None:
     """Why `message` is not a JSON-RPC 2.0 request, notification or response, or None."""
     if message.get("jsonrpc") != JSONRPC_VERSION:
@@ -123,3 +144,29 @@ def _describe(exc: BaseException) -> str:
         reasons = [str(exc)]
     more = f" (+{len(reasons) - MAX_REASONS} more)" if len(reasons) > MAX_REASONS else ""
     return "invalid params: " + "; ".join(reasons[:MAX_REASONS]) + more
+
+
+class _OneLineForClientErrors(logging.Filter):
+    """Keep pygls from logging a whole traceback for each message a client got wrong.
+
+    Such a message is answered (or dropped) and logged in one line here; pygls's own record of
+    it is 20 to 60 lines of traceback, so a client sending garbage would fill the log (and a
+    --log-file) at a thousand times the rate it sends. Tracebacks of real faults stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Unable to deserialize message"):
+            return False  # handle_message logs the reason in one line
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, _NOT_JSON):
+            return False  # reply_parse_error logs it in one line
+        if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
+            # A handler refused the request (invalid params, cancelled): the reason, no stack.
+            record.msg, record.args = f"{record.getMessage()}: {error}", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+for _name in ("pygls.protocol.json_rpc", "pygls.io_", "pygls.server"):  # server: its read loop
+    logging.getLogger(_name).addFilter(_OneLineForClientErrors())

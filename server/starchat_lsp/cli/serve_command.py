@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import socket
+import sys
 from typing import TYPE_CHECKING, Any
 
 from starchat_lsp.cli.errors import UserError
@@ -27,6 +30,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="listen on TCP instead of stdio (host 127.0.0.1 unless given)",
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --tcp listen on a host other than loopback (no authentication: anyone who "
+        "can reach the port can read the code sent and run the model)",
+    )
     parser.add_argument("--log-file", default=None, help="also write the log to this file")
     parser.set_defaults(func=run)
 
@@ -44,10 +53,43 @@ def parse_address(value: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
+def is_loopback(host: str) -> bool | None:
+    """Whether every address `host` stands for is this machine's own; None if it won't resolve."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None  # listening fails on it with its own clear line
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in found)
+
+
+def check_exposure(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback host without --allow-remote; with it, warn on stderr."""
+    if is_loopback(host) is not False:
+        return
+    if not allow_remote:
+        raise UserError(
+            f"--tcp {host} listens beyond this machine, with no authentication: add "
+            "--allow-remote if you mean it, or leave the host out for 127.0.0.1"
+        )
+    # Printed, not only logged: the log may go to a file the user never reads.
+    print(
+        f"starchat-lsp: warning: listening on {host}, reachable from other machines, with no "
+        "authentication: anyone who can connect can read the code sent and run the model",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from starchat_lsp.server import create_server
 
     address = parse_address(args.tcp) if args.tcp else None  # a bad one fails before any work
+    if address is not None:
+        check_exposure(address[0], getattr(args, "allow_remote", False))
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)

@@ -70,7 +70,7 @@ def _range(params: dict[str, Any]) -> types.Range:
             for v in (start.line, start.character, end.line, end.character)
         ):
             raise TypeError
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # ValueError: outside 0..2**31-1
         raise JsonRpcInvalidParams("params.range must be {start, end} positions") from error
     if (end.line, end.character) < (start.line, start.character):
         raise JsonRpcInvalidParams("params.range ends before it starts")

@@ -30,7 +30,8 @@ from starchat_lsp.models.hub import download_from_hub
 from starchat_lsp.models.local import copy_folder, copy_gguf
 
 CACHE_ENV = "STARCHAT_LSP_CACHE"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# owner/name; never ".." anywhere nor a name of dots only: "owner/.." is a path, not a hub id
+_HUB_ID = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][\w.-]*/(?!\.+$)[\w.-]+$")
 
 
 @dataclass(frozen=True, kw_only=True)
