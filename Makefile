@@ -8,7 +8,7 @@ STARCHAT := $(VENV)/bin/starchat-lsp
 INSTALLED := $(VENV)/.installed
 MODEL ?= smollm2-135m
 
-.PHONY: install pull demo test lint unit client vscode-e2e bench bench-quick clean
+.PHONY: install pull demo test lint unit audit client vscode-e2e bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ bench-quick: pull
 
 unit: install
 	$(PY) -m pytest -m "not default_model"
+
+# Known vulnerabilities in the installed dependencies: fails on one with a fixed release, and when
+# pip-audit could not check a dependency (it needs PyPI's JSON API and the advisory data, which
+# this workplace's package mirror does not serve: not part of `make test` here; see
+# docs/reliability.md).
+audit: install
+	mkdir -p test-output
+	$(VENV)/bin/pip-audit --skip-editable --progress-spinner off -f json -o test-output/pip-audit.json || true
+	$(PY) tests/test_security_audit.py test-output/pip-audit.json
 
 # The VS Code client (Node 20; deps from package-lock.json): lint, type-check, unit tests, .vsix.
 NODE_DEPS := node_modules/.package-lock.json

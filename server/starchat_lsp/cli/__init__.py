@@ -14,7 +14,7 @@ from starchat_lsp.engine.errors import EngineError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from starchat_lsp.cli import code_commands, models_command, serve_command
+    from starchat_lsp.cli import code_commands, eval_command, models_command, serve_command
 
     parser = argparse.ArgumentParser(
         prog="starchat-lsp",
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"starchat-lsp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (code_commands, models_command, serve_command):
+    for module in (code_commands, models_command, serve_command, eval_command):
         module.register(subparsers)
     return parser
 
