@@ -113,6 +113,7 @@ def http(bench: Bench, section: Section) -> None:
             HttpEngineSettings(endpoint=url, model=name, context_window=CONTEXT), name=name
         )
         settings = bench.settings()
+        raw_client = httpx.Client(timeout=600)  # one connection kept open, as our engine does
 
         def raw() -> Iterator[Any]:
             body = {
@@ -122,9 +123,7 @@ def http(bench: Bench, section: Section) -> None:
                 "temperature": 0.0,
                 "stream": True,
             }
-            with httpx.stream(
-                "POST", f"{url}/v1/chat/completions", json=body, timeout=600
-            ) as response:
+            with raw_client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
                 for line in response.iter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
@@ -140,6 +139,7 @@ def http(bench: Bench, section: Section) -> None:
             raw,
         )
         engine.close()
+        raw_client.close()
     section.notes.append(
         f"HTTP: python -m llama_cpp.server on the same GGUF, {threads} threads; both clients "
         "send the same messages; the server's own prompt cache is in play for both alike"

@@ -16,10 +16,18 @@ from starchat_lsp.engine.base import ChatMessage, TextStream
 
 
 def sized_messages(engine: Any, tokens: int) -> list[ChatMessage]:
-    """The explain question padded to about `tokens` prompt tokens."""
-    base = engine.count_tokens(engine.render_chat(explain_messages()))
-    per_word = engine.count_tokens(engine.render_chat(explain_messages(100))) - base
-    words = max(0, int((tokens - base) * 100 / max(1, per_word)))
+    """The explain question padded to about `tokens` prompt tokens (within 5%, or its shortest)."""
+
+    def size(words: int) -> int:
+        return int(engine.count_tokens(engine.render_chat(explain_messages(words))))
+
+    words, base = 0, size(0)
+    for _ in range(8):  # the padding's tokens per word grow with the numbers in it: converge
+        current = size(words)
+        if tokens <= base or abs(current - tokens) <= tokens * 0.05:
+            break
+        per_word = (current - base) / words if words else 3.0
+        words = max(1, words + int((tokens - current) / per_word))
     return explain_messages(words)
 
 
@@ -28,7 +36,7 @@ def lengths(bench: Bench, section: Section, engine: Any, label: str = "") -> Non
     points = []
     for length in bench.options.prompt_lengths:
         if length + bench.options.new_tokens > engine.context_window:
-            section.notes.append(f"{length} tokens: past the model's window, skipped")
+            section.notes.append(f"{label}{length} tokens: past the model's window, skipped")
             continue
         messages = sized_messages(engine, length)
         tokens_in = engine.count_tokens(engine.render_chat(messages))

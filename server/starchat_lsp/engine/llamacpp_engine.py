@@ -11,6 +11,7 @@ llama-cpp-python is an optional extra, imported only by `load()`.
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import os
 import queue
@@ -499,6 +500,12 @@ def _trained_context(metadata: dict[str, str]) -> int:
 
 def _render(template: str, messages: list[dict[str, str]], special: dict[str, str]) -> str:
     """A chat template rendered the way transformers renders it (same Jinja settings)."""
+    return _compiled(template).render(messages=messages, add_generation_prompt=True, **special)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str) -> Any:
+    """The Jinja template, compiled once: compiling costs milliseconds on every request."""
     import json
 
     import jinja2
@@ -517,6 +524,4 @@ def _render(template: str, messages: list[dict[str, str]], special: dict[str, st
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    return env.from_string(template).render(
-        messages=messages, add_generation_prompt=True, **special
-    )
+    return env.from_string(template)
