@@ -46,7 +46,7 @@ class Bench:
         self.options = options
         self.resolved = ModelStore().resolve(options.model)
         self.started = time.monotonic()
-        self._engines: dict[bool, TransformersEngine] = {}
+        self._engine: TransformersEngine | None = None  # one, shared by the sections
 
     def log(self, message: str) -> None:
         print(
@@ -57,16 +57,15 @@ class Bench:
 
     def engine(self, *, reuse_prefix: bool = False) -> TransformersEngine:
         """The transformers engine on the model; without prefix reuse unless asked (baselines)."""
-        engine = next(iter(self._engines.values()), None)
+        engine = self._engine
         if engine is None:
-            engine = TransformersEngine(
+            engine = self._engine = TransformersEngine(
                 self.resolved.location,
                 name=self.resolved.name,
                 is_hub_id=self.resolved.is_hub_id,
                 dtype=self.options.dtype,
             )
             engine.load()
-            self._engines[True] = engine
         engine.reuse_prefix = reuse_prefix
         return engine
 
