@@ -1,4 +1,5 @@
-"""A pytest-lsp client that also records partial results (`$/progress` without a `kind`)."""
+"""A pytest-lsp client that also records partial results (`$/progress` without a `kind`) and
+the server's `starchat/progress` notifications (verification steps)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class StarchatTestClient(LanguageClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.partial_results: dict[types.ProgressToken, list[Any]] = {}
+        self.stages: list[dict[str, Any]] = []
 
 
 def _progress(client: StarchatTestClient, params: types.ProgressParams) -> None:
@@ -23,7 +25,13 @@ def _progress(client: StarchatTestClient, params: types.ProgressParams) -> None:
     DEFAULT_CLIENT_FEATURES[types.PROGRESS](client, params)
 
 
+def _stage(client: StarchatTestClient, params: Any) -> None:
+    fields = params._asdict() if hasattr(params, "_asdict") else dict(params)
+    client.stages.append(fields)
+
+
 def make_client() -> StarchatTestClient:
     client = StarchatTestClient(converter_factory=default_converter)
     register_lsp_features(client, {**DEFAULT_CLIENT_FEATURES, types.PROGRESS: _progress})
+    client.feature("starchat/progress")(_stage)
     return client

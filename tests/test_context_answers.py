@@ -108,6 +108,14 @@ def test_strip_line_numbers_leaves_real_code_alone() -> None:
     skipping = "1 | a\n3 | b"
     assert strip_line_numbers(skipping) == skipping
     assert strip_line_numbers("") == ""
+    later = "x = 1\n2 | y"  # only a later line looks numbered
+    assert strip_line_numbers(later) == later
+
+
+def test_strip_line_numbers_when_the_model_stopped_numbering() -> None:
+    # smollm2-135m copies the prompt's `1 | ` onto the first line or two, then writes plain code
+    copied = "1 | def f(x):\n2 |     y = x\n    return y"
+    assert strip_line_numbers(copied) == "def f(x):\n    y = x\n    return y"
 
 
 @given(

@@ -28,10 +28,18 @@ def test_a_url_is_an_http_backend() -> None:
 
 
 def test_labels_carry_the_backend_and_read_back_the_same() -> None:
-    assert label("smollm2-135m") == "smollm2-135m"
+    assert label("smollm2-135m") == "smollm2-135m"  # auto: the backend the machine suits
     assert label("smollm2-135m", "llamacpp") == "smollm2-135m@llamacpp"
-    assert label("a@transformers", "llamacpp") == "a"
-    for spec, default in [("m", "llamacpp"), ("m@llamacpp", "transformers"), ("m", "transformers")]:
+    assert label("a@transformers", "llamacpp") == "a@transformers"
+    assert label("a@llamacpp+verify") == "a@llamacpp+verify"
+    assert label("a+verify", "transformers") == "a@transformers+verify"
+    for spec, default in [
+        ("m", "llamacpp"),
+        ("m@llamacpp", "transformers"),
+        ("m", "transformers"),
+        ("m", "auto"),
+        ("m+verify", "llamacpp"),
+    ]:
         again = engine_settings(label(spec, default))
         assert again.backend == engine_settings(spec, default).backend
 

@@ -21,12 +21,20 @@ PROMPTS = [
         prompt="I wrote g.",
         code="g = 1",
         tests="pass",
+        difficulty="easy",
+        bug_lines=(1,),
     ),
 ]
 
 
 def answer(
-    name: str, prompt: str, status: str | None, tps: float, ttft: float | None, stop: str = "eos"
+    name: str,
+    prompt: str,
+    status: str | None,
+    tps: float,
+    ttft: float | None,
+    stop: str = "eos",
+    lines: tuple[int, ...] = (),
 ) -> Any:
     check = {"status": status, "detail": "", "duration_s": 0.1} if status else None
     metrics = {"tokens_per_s": tps, "time_to_first_token_s": ttft, "stop_reason": stop}
@@ -36,16 +44,18 @@ def answer(
         "answer": "…",
         "check": check,
         "metrics": metrics,
+        "lines": list(lines),
+        "seconds": tps / 10,
     }
 
 
 ANSWERS = [
     answer("A", "p1", "pass", 10, 1.0),
     answer("A", "p2", None, 20, 2.0),
-    answer("A", "p3", "fail", 30, 3.0, stop="length"),  # cut by the token limit
+    answer("A", "p3", "fail", 30, 3.0, stop="length", lines=(1, 2)),  # cut by the token limit
     answer("B", "p1", "error", 5, 0.5),
     answer("B", "p2", None, 0, None),  # no token came: no speed, no first token
-    answer("B", "p3", "pass", 15, 1.5),
+    answer("B", "p3", "pass", 15, 1.5, lines=(2,)),  # fixed, but named another line
 ]
 
 
@@ -119,11 +129,14 @@ def test_the_written_report_shows_those_numbers(run_folder: Path) -> None:
         "Win rate of A over B without ties: 50.0% (1/2)",
         "same winner or both a tie): 50.0% (1/2)",
         "scored higher in 40.0% (2/5) of judgments, lower in 20.0% (1/5)",
-        "| A | all | 1 | 1 | 0 | 0 | 50.0% (1/2) |",
-        "| A | type: bug_feedback | 0 | 1 | 0 | 0 | 0.0% (0/1) |",
-        "| B | all | 1 | 0 | 1 | 0 | 50.0% (1/2) |",
-        "| A | 20.0 | 2.00 | 2.00 | 33.3% (1/3) |",
-        "| B | 10.0 | 1.00 | 1.00 | 0.0% (0/3) |",
+        "| A | all | 1 | 1 | 0 | 0 | 50.0% (1/2) | 100.0% (1/1) |",
+        "| A | type: bug_feedback | 0 | 1 | 0 | 0 | 0.0% (0/1) | 100.0% (1/1) |",
+        "| A | difficulty: easy | 0 | 1 | 0 | 0 | 0.0% (0/1) | 100.0% (1/1) |",
+        "| B | all | 1 | 0 | 1 | 0 | 50.0% (1/2) | 0.0% (0/1) |",
+        "| B | difficulty: easy | 1 | 0 | 0 | 0 | 100.0% (1/1) | 0.0% (0/1) |",
+        "| B | type: instruction | 0 | 0 | 1 | 0 | 0.0% (0/1) |  |",
+        "| A | 20.0 | 2.00 | 2.00 | 2.0 | 33.3% (1/3) |",  # seconds: 1, 2, 3
+        "| B | 10.0 | 1.00 | 1.00 | 0.5 | 0.0% (0/3) |",  # seconds: 0.5, 0, 1.5
         "unparsed (dropped, never guessed): 1",
         "| p1 | instruction | python | pass | 6.5 | error | 4.5 |",
         "![Score distribution](scores.png)",

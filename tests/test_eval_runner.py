@@ -135,6 +135,6 @@ def test_records_are_whole_json_lines(tmp_path: Path) -> None:
 
 def test_messages_are_chat_messages() -> None:
     engine = ScriptedEngine(lambda messages: messages[-1].content)
-    result, _, _ = runner.answer_prompt(engine, PROMPTS[0], SETTINGS)
+    answer = runner.answer_prompt(engine, PROMPTS[0], SETTINGS)
     assert isinstance(engine.calls[0][0], ChatMessage)
-    assert "Write double(x), number 0." in result.text
+    assert "Write double(x), number 0." in answer.result.text

@@ -40,7 +40,13 @@ function runningClient(server: Server): LanguageClient | undefined {
 }
 
 /** Streams an answer into a new chat message; returns the result, or undefined if it failed. */
-async function streamAnswer<R extends { text: string; usage?: { stop_reason: string; tokens_out: number } }>(
+async function streamAnswer<
+  R extends {
+    text: string;
+    usage?: { stop_reason: string; tokens_out: number };
+    verification?: { verdict: string } | null;
+  },
+>(
   ctx: Context,
   client: LanguageClient,
   method: string,
@@ -52,7 +58,9 @@ async function streamAnswer<R extends { text: string; usage?: { stop_reason: str
     const result = await ctx.generations.run<R>(client, method, params, `starchat: ${title}`, (chunk) =>
       ctx.chat.conversation.append(answer.id, chunk),
     );
-    ctx.chat.conversation.finish(answer.id, result.text, stopNote(result.usage?.stop_reason, result.usage?.tokens_out));
+    // The checked answer replaces the streamed draft; the verdict says how sure we are.
+    const notes = [stopNote(result.usage?.stop_reason, result.usage?.tokens_out), result.verification?.verdict];
+    ctx.chat.conversation.finish(answer.id, result.text, notes.filter((note) => note).join(' · ') || undefined);
     return result;
   } catch (error) {
     const outcome = outcomeOf(error);

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { type LanguageClient, ProgressType } from 'vscode-languageclient/node';
-import { partialText } from './protocol';
+import { partialText, STAGE_NOTIFICATION, stageMessage } from './protocol';
 
 export class Generations implements vscode.Disposable {
   private readonly running = new Set<vscode.CancellationTokenSource>();
@@ -39,11 +39,19 @@ export class Generations implements vscode.Disposable {
     this.changed.fire(this.running.size);
     return vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-      async (_progress, cancel) => {
+      async (progress, cancel) => {
         const forward = cancel.onCancellationRequested(() => source.cancel());
+        // Verification steps after the draft: "checking candidate fix 2", the verdict.
+        const stages = client.onNotification(STAGE_NOTIFICATION, (stage: unknown) => {
+          const message = stageMessage(stage, token);
+          if (message !== undefined) {
+            progress.report({ message });
+          }
+        });
         try {
           return await client.sendRequest<R>(method, { ...params, partialResultToken: token }, source.token);
         } finally {
+          stages.dispose();
           forward.dispose();
           partials.dispose();
           source.dispose();

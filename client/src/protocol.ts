@@ -9,6 +9,25 @@ export const Methods = {
   status: 'starchat/status',
 } as const;
 
+/** Server -> client: a step of verifying a feedback or fix answer, after its draft streamed. */
+export const STAGE_NOTIFICATION = 'starchat/progress';
+
+export interface StageParams {
+  token: string | number | null;
+  uri: string;
+  stage: 'evidence' | 'sampling' | 'checking' | 'explaining' | 'done';
+  message: string;
+}
+
+/** The stage's message when it belongs to the request that sent `token`. */
+export function stageMessage(params: unknown, token: string): string | undefined {
+  if (typeof params !== 'object' || params === null) {
+    return undefined;
+  }
+  const { token: own, message } = params as { token?: unknown; message?: unknown };
+  return own === token && typeof message === 'string' ? message : undefined;
+}
+
 export type CodeTask = 'feedback' | 'fix' | 'explain' | 'write';
 
 export interface Position {
@@ -48,6 +67,19 @@ export interface Fix {
   edit: unknown;
 }
 
+/** How a feedback or fix answer was checked (null when starchat.verify.enabled is off). */
+export interface Verification {
+  verdict: string;
+  verified: boolean;
+  /** The first answer, which streamed before the checked one replaced it. */
+  draft: string;
+  evidence: { code: string; source: string }[];
+  candidates: number;
+  chosen: number | null;
+  seconds: number;
+  tokensOut: number;
+}
+
 export interface CodeTaskResult {
   text: string;
   complete: boolean;
@@ -56,6 +88,7 @@ export interface CodeTaskResult {
   fix: Fix | null;
   notes: string[];
   usage: Usage;
+  verification?: Verification | null;
 }
 
 export interface ChatTurn {

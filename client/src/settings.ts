@@ -27,6 +27,7 @@ export interface ServerSettings {
     max_context_tokens: number;
   };
   diagnostics: { enabled: boolean };
+  verify: { enabled: boolean; candidates: number; time_budget_s: number };
   http: {
     endpoint: string;
     api: 'openai' | 'tgi';
@@ -47,6 +48,7 @@ export const SERVER_KEYS: { [S in keyof ServerSettings]: (keyof ServerSettings[S
   generation: ['max_new_tokens', 'temperature', 'system_prompt'],
   completion: ['enabled', 'debounce_ms', 'max_new_tokens', 'max_context_tokens'],
   diagnostics: ['enabled'],
+  verify: ['enabled', 'candidates', 'time_budget_s'],
   http: [
     'endpoint',
     'api',

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ContentModified, outcomeOf, RequestCancelled, stopNote } from '../src/errors';
 import { chooseInterpreter, probeProblem } from '../src/interpreter';
-import { modelLabel, partialText } from '../src/protocol';
+import { modelLabel, partialText, stageMessage } from '../src/protocol';
 import { linesLabel } from '../src/tasks';
 
 test('partial results are {"text": CHUNK}; anything else is ignored', () => {
@@ -63,4 +63,13 @@ test('the status bar names a model folder by its last part', () => {
   assert.equal(modelLabel('/home/me/models/qwen-ft/'), 'qwen-ft');
   assert.equal(modelLabel('C:\\models\\tiny'), 'tiny');
   assert.equal(modelLabel('bigcode/starcoder2-3b'), 'starcoder2-3b');
+});
+
+test('stage notifications count only for the request that sent the token', () => {
+  const stage = { token: 'starchat-1', uri: 'file:///a.py', stage: 'checking', message: 'checking candidate fix 2' };
+  assert.equal(stageMessage(stage, 'starchat-1'), 'checking candidate fix 2');
+  assert.equal(stageMessage(stage, 'starchat-2'), undefined);
+  assert.equal(stageMessage({ ...stage, token: null }, 'starchat-1'), undefined);
+  assert.equal(stageMessage({ token: 'starchat-1', message: 3 }, 'starchat-1'), undefined);
+  assert.equal(stageMessage(null, 'starchat-1'), undefined);
 });

@@ -20,7 +20,7 @@ from starchat_lsp.models.catalogue import DEFAULT_MODEL
 @dataclass(kw_only=True)
 class ModelSettings:
     name: str = DEFAULT_MODEL  # catalogue name, model folder, .gguf file or hub id
-    backend: str = "transformers"  # or "llamacpp" (fast on CPU) or "http" (a team server)
+    backend: str = "auto"  # llamacpp for a GGUF on a CPU, else transformers; or http (a server)
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 0  # llama.cpp: CPU threads; 0 = all cores
@@ -64,12 +64,22 @@ class DiagnosticsOptions:
 
 
 @dataclass(kw_only=True)
+class VerifyOptions:
+    """Feedback and fixes: try several fixes and check them before offering one (issue 9)."""
+
+    enabled: bool = True  # false: the plain answer only, faster
+    candidates: int = 4  # fixes to try, the first answer's included
+    time_budget_s: float = 0.0  # for trying more fixes; 0: 1.5x the first answer's, >= 10 s
+
+
+@dataclass(kw_only=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     generation: GenerationOptions = field(default_factory=GenerationOptions)
     completion: CompletionOptions = field(default_factory=CompletionOptions)
     diagnostics: DiagnosticsOptions = field(default_factory=DiagnosticsOptions)
     http: HttpOptions = field(default_factory=HttpOptions)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
 
     def engine_settings(self) -> EngineSettings:
         model = self.model
@@ -114,6 +124,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "completion.debounce_ms": _at_least(0),
     "completion.max_new_tokens": _at_least(1),
     "completion.max_context_tokens": _at_least(64),
+    "verify.candidates": _at_least(1),
+    "verify.time_budget_s": _at_least(0),
 }
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}

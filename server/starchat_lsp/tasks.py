@@ -27,6 +27,8 @@ class TaskKind(str, Enum):
 
 # Tasks whose answer carries code to offer as an edit.
 FIXING = (TaskKind.FEEDBACK, TaskKind.FIX, TaskKind.WRITE)
+# Tasks whose fix goes through verification (verify.pipeline) unless the user turns it off.
+VERIFIED = (TaskKind.FEEDBACK, TaskKind.FIX)
 
 
 @dataclass(frozen=True, kw_only=True)

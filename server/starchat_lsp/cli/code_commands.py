@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from starchat_lsp import tasks
-from starchat_lsp.cli import terminal
+from starchat_lsp.cli import terminal, verified_fix
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.cli.targets import parse_target, read_source, zero_based_range
 from starchat_lsp.context import answers, prompts, syntax
@@ -33,9 +33,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        default="transformers",
-        choices=("transformers", "llamacpp"),
-        help="transformers (default) or llamacpp: the model's GGUF on llama.cpp, fast on a CPU",
+        default="auto",
+        choices=("auto", "transformers", "llamacpp"),
+        help="auto (default): llama.cpp for a pulled model on a CPU (fast), else transformers",
     )
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
@@ -67,6 +67,8 @@ def register(subparsers: Any) -> None:
                 action="store_true",
                 help="write the fix into the file (atomically, FILE.orig kept)",
             )
+        if kind in tasks.VERIFIED:
+            verified_fix.add_options(parser)
         _model_options(parser)
         parser.set_defaults(func=run_code_task, kind=kind)
     ask = subparsers.add_parser("ask", help="write code for an instruction (code to stdout)")
@@ -133,14 +135,24 @@ def run_code_task(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     for note in prepared.notes:
         terminal.stderr.print(f"[yellow]note:[/yellow] {note}")
-    stream = engine.chat(prepared.messages, settings)
-    result = terminal.stream_text(stream, None if args.json else sys.stdout)
-    outcome = tasks.conclude(kind, request, prepared, result)
+    out = None if args.json else sys.stdout
+    verified = None
+    if kind in tasks.VERIFIED and not args.no_verify:
+        verified = verified_fix.run(args, kind, request, engine, prepared, settings, out)
+        outcome, result = verified.outcome, verified.draft_result
+    else:
+        result = terminal.stream_text(engine.chat(prepared.messages, settings), out)
+        outcome = tasks.conclude(kind, request, prepared, result)
     applied = _apply(args, target.path, outcome) if kind in tasks.FIXING else False
     if args.json:
-        print(json.dumps(_as_json(args, engine, request, prepared, outcome, result, applied)))
+        found = _as_json(args, engine, request, prepared, outcome, result, applied)
+        if verified is not None:
+            found["verification"] = verified_fix.as_json(verified)
+        print(json.dumps(found))
     else:
         _report(kind, outcome)
+        if verified is not None:
+            verified_fix.report(verified)
         _stats(engine, result)
     if getattr(args, "apply", False) and not applied:
         return 1

@@ -114,9 +114,10 @@ def register(subparsers: Any) -> None:
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        default="transformers",
-        choices=("transformers", "llamacpp"),
-        help="for models without @BACKEND: transformers (default) or llamacpp",
+        default="auto",
+        choices=("auto", "transformers", "llamacpp"),
+        help="for models without @BACKEND: auto (default: llama.cpp for a pulled model on a "
+        "CPU, else transformers), transformers or llamacpp",
     )
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--dtype", default="auto", choices=DTYPES)

@@ -77,18 +77,23 @@ def _block(body: list[str], opening: re.Match[str], start: int, end: int) -> Cod
 def strip_line_numbers(code: str) -> str:
     """Remove `12 | ` / `12: ` prefixes a model copied from a numbered prompt.
 
-    Only when every non-blank line has one and they count up by one line by line, so code that
-    merely starts with a number (a dict entry `1: "a"`) is left alone.
+    Only when the numbers count up by one line by line, and either every non-blank line has one,
+    or (for `|`, the prompt's own separator) the first line has one and the model stopped
+    numbering after a few lines. Code that merely starts with a number (a dict entry `1: "a"`)
+    is left alone.
     """
     lines = code.split("\n")
     matches = [_NUMBERED.match(line) for line in lines]
     numbered = [(i, m) for i, m in enumerate(matches) if m is not None]
-    if not numbered or any(
-        m is None and line.strip() for line, m in zip(lines, matches, strict=True)
-    ):
+    if not numbered:
         return code
     first = int(numbered[0][1]["number"]) - numbered[0][0]
     if any(int(m["number"]) != first + i for i, m in numbered):
+        return code
+    every = not any(m is None and line.strip() for line, m in zip(lines, matches, strict=True))
+    leading = next((m for line, m in zip(lines, matches, strict=True) if line.strip()), None)
+    copied = leading is not None and all("|" in m.group(0) for _, m in numbered)
+    if not (every or copied):
         return code
     return "\n".join(line[m.end() :] if m else line for line, m in zip(lines, matches, strict=True))
 

@@ -132,17 +132,45 @@ def build_feedback_prompt(
 
 
 def build_fix_prompt(
-    ctx: CodeContext, problem: str | None = None, system_prompt: str | None = None
+    ctx: CodeContext,
+    problem: str | None = None,
+    system_prompt: str | None = None,
+    checks: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """Ask for the whole corrected code, same names and parameters, nothing else changed."""
+    """Ask for the whole corrected code, same names and parameters, nothing else changed.
+
+    `checks` (Python asserts the user's examples became) are shown as what the fix must pass.
+    """
     problem_line = f"\nThe problem: {problem.strip()}" if problem and problem.strip() else ""
+    listed = _fence("\n".join(checks), ctx.language)
+    must = f"\n\nThe fixed code must pass these checks:\n{listed}" if checks else ""
     user = (
         f"Fix the bug in my {_named(ctx.language)}.{problem_line}\n\n"
-        f"{_surroundings(ctx)}{_code(ctx)}\n\n"
+        f"{_surroundings(ctx)}{_code(ctx)}{must}\n\n"
         f"Reply with the whole corrected code in one ```{_tag(ctx.language)} block. "
         f"Keep the same function name and parameters and change nothing else.{_notes(ctx)}"
     )
     return _messages(system_prompt, user)
+
+
+def build_fix_explanation_prompt(
+    fix_messages: list[ChatMessage], fix: str, language: str | None, diff: str
+) -> list[ChatMessage]:
+    """Ask why a chosen fix fixes the code, so that the explanation matches the code.
+
+    A follow-up turn on the fix prompt the fix answered (its tokens are still cached), with
+    that fix as the assistant's answer and the diff it makes.
+    """
+    question = (
+        f"This is the change it makes:\n{_fence(diff, 'diff')}\n\n"
+        "In two to four sentences, tell me what was wrong, on which line, and why this change "
+        "fixes it. Explain only this change; do not propose another fix or repeat the code."
+    )
+    return [
+        *fix_messages,
+        ChatMessage("assistant", _fence(fix, language)),
+        ChatMessage("user", question),
+    ]
 
 
 def build_explain_prompt(ctx: CodeContext, system_prompt: str | None = None) -> list[ChatMessage]:

@@ -7,12 +7,15 @@ when a team server is used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 
 from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
-BACKENDS = ("transformers", "llamacpp", "http")
+BACKENDS = ("auto", "transformers", "llamacpp", "http")
+# What "auto" picks, and why: llama.cpp is 5-10x faster on a CPU (docs/benchmarks.md) and gave
+# the same answers in the eval (docs/eval/); transformers runs everything else, and CUDA.
 HTTP_APIS = ("openai", "tgi")
 
 
@@ -35,7 +38,7 @@ class HttpEngineSettings:
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     model: str = DEFAULT_MODEL
-    backend: str = "transformers"
+    backend: str = "auto"  # llama.cpp for a GGUF model on a CPU, else transformers
     device: str = "auto"
     dtype: str = "auto"
     threads: int = 0  # llama.cpp: CPU threads; 0 = as many as there are cores
@@ -55,7 +58,11 @@ def create_engine(settings: EngineSettings) -> Engine:
     from starchat_lsp.models.store import ModelStore
 
     resolved = ModelStore().resolve(settings.model)
-    if settings.backend == "llamacpp":
+    backend = settings.backend
+    if backend == "auto":
+        fits = _llamacpp_fits(resolved.gguf_path, settings.device)
+        backend = "llamacpp" if fits else "transformers"
+    if backend == "llamacpp":
         from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 
         if resolved.gguf_path is None:
@@ -79,3 +86,8 @@ def create_engine(settings: EngineSettings) -> Engine:
         device=settings.device,
         dtype=settings.dtype,
     )
+
+
+def _llamacpp_fits(gguf_path: object, device: str) -> bool:
+    """Whether "auto" takes llama.cpp: a GGUF file, no CUDA asked for, the extra installed."""
+    return gguf_path is not None and device != "cuda" and find_spec("llama_cpp") is not None

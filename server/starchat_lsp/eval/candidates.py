@@ -1,4 +1,8 @@
-"""Which engine a `--model` or `--judge` argument names: `NAME`, `NAME@BACKEND`, or a URL."""
+"""Which engine a `--model` or `--judge` argument names: `NAME`, `NAME@BACKEND`, or a URL.
+
+A `+verify` at the end (`qwen2.5-coder-1.5b@llamacpp+verify`) answers bug feedback through the
+verification pipeline instead of the plain prompt: the same model, another candidate.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,17 @@ class CandidateError(ValueError):
     """A model argument that names no backend we have."""
 
 
-def engine_settings(spec: str, default_backend: str = "transformers") -> EngineSettings:
+VERIFY = "+verify"
+
+
+def verifies(spec: str) -> bool:
+    """Whether the candidate answers through the verification pipeline."""
+    return spec.strip().endswith(VERIFY)
+
+
+def engine_settings(spec: str, default_backend: str = "auto") -> EngineSettings:
     """`smollm2-135m`, `qwen2.5-coder-1.5b@llamacpp`, `./my-model`, `http://host:8080[#model]`."""
-    spec = spec.strip()
+    spec = spec.strip().removesuffix(VERIFY)
     if not spec:
         raise CandidateError("a model argument is empty: give a model name, folder or URL")
     if spec.startswith(("http://", "https://")):
@@ -31,9 +43,11 @@ def engine_settings(spec: str, default_backend: str = "transformers") -> EngineS
     return EngineSettings(model=spec, backend=default_backend)
 
 
-def label(spec: str, default_backend: str = "transformers") -> str:
+def label(spec: str, default_backend: str = "auto") -> str:
     """The name a candidate goes by in a run folder: the backend is part of it unless default."""
     settings = engine_settings(spec, default_backend)
-    if settings.backend in ("transformers", "http"):
-        return spec.strip() if settings.backend == "http" else settings.model
-    return f"{settings.model}@{settings.backend}"
+    suffix = VERIFY if verifies(spec) else ""
+    if settings.backend in ("auto", "http"):
+        name = spec.strip().removesuffix(VERIFY) if settings.backend == "http" else settings.model
+        return name + suffix
+    return f"{settings.model}@{settings.backend}{suffix}"

@@ -27,6 +27,8 @@ class EvalPrompt:
     tests: str | None = None  # Python asserts run against the answer's code
     reference: str | None = None  # a correct solution or fix (to check the tests themselves)
     category: str | None = None
+    difficulty: str | None = None  # "easy", "medium", "hard"
+    bug_lines: tuple[int, ...] = ()  # bug feedback: the 1-based lines of `code` the bug is on
 
     @property
     def runnable(self) -> bool:
@@ -43,6 +45,8 @@ class EvalPrompt:
             "entry_point": self.entry_point,
             "tests": self.tests,
             "category": self.category,
+            "difficulty": self.difficulty,
+            "bug_lines": list(self.bug_lines) or None,
         }
         if self.reference is not None:
             key = "reference_fix" if self.type == "bug_feedback" else "reference_solution"
@@ -87,12 +91,25 @@ def parse_prompt(data: Any, where: str) -> EvalPrompt:
         tests=_text(data, "tests", where),
         reference=_text(data, "reference_fix", where) or _text(data, "reference_solution", where),
         category=_text(data, "category", where),
+        difficulty=_text(data, "difficulty", where),
+        bug_lines=_bug_lines(data, where),
     )
     if kind == "bug_feedback" and not (prompt.code and prompt.code.strip()):
         raise PromptSetError(f"{where}: a bug_feedback prompt needs the buggy 'code'")
     if prompt.language == "python" and prompt.entry_point and not prompt.tests:
         raise PromptSetError(f"{where}: a Python prompt with an entry_point needs 'tests'")
     return prompt
+
+
+def _bug_lines(data: dict[str, Any], where: str) -> tuple[int, ...]:
+    value = data.get("bug_lines")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value
+    ):
+        raise PromptSetError(f"{where}: 'bug_lines' must be a list of line numbers from 1")
+    return tuple(value)
 
 
 def load_prompts(path: Path, kind: str | None = None, limit: int | None = None) -> list[EvalPrompt]:

@@ -129,6 +129,7 @@ def sections(summary: Summary, prompts: list[dict[str, Any]], chart: bool) -> li
                 "mean tokens/s",
                 "mean time to first token (s)",
                 "median time to first token (s)",
+                "median seconds per answer",
                 "answers cut",
             ],
             rows=[
@@ -137,6 +138,7 @@ def sections(summary: Summary, prompts: list[dict[str, Any]], chart: bool) -> li
                     _number(_mean(c.tokens_per_s), 1),
                     _number(_mean(c.time_to_first_token_s)),
                     _number(_median(c.time_to_first_token_s)),
+                    _number(_median(c.seconds), 1),
                     _percent(c.cut, c.answers),
                 ]
                 for c in summary.candidates
@@ -155,21 +157,25 @@ def _tests_section(summary: Summary) -> Section:
         for group, counts in groups:
             tested = sum(counts.values())
             if tested:
+                named = c.named_line if group == "all" else c.named_line_by_category.get(group)
                 rows.append(
                     [
                         c.name,
                         group,
                         *(str(counts[s]) for s in STATUSES),
                         _percent(counts["pass"], tested),
+                        _percent(named.count, named.total) if named and named.total else "",
                     ]
                 )
     return Section(
         title="Tests",
         lines=[
             "The code of each answer to a prompt with tests (the fixed code for bug feedback) "
-            "run in a sandboxed process; an answer without code counts as an error."
+            "run in a sandboxed process; an answer without code counts as an error. "
+            "Named the buggy line: bug feedback whose answer points at (or its fix changes) "
+            "one of the prompt's `bug_lines`."
         ],
-        headers=["candidate", "prompts", *STATUSES, "pass rate"],
+        headers=["candidate", "prompts", *STATUSES, "pass rate", "named the buggy line"],
         rows=rows,
     )
 

@@ -7,6 +7,7 @@ pairs already answered, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from starchat_lsp.context import prompts
 from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
 from starchat_lsp.eval import records, sandbox
 from starchat_lsp.eval.answer_code import written_code
+from starchat_lsp.eval.candidates import verifies
 from starchat_lsp.eval.prompt_sets import EvalPrompt, parse_prompt
+from starchat_lsp.verify import pipeline
 
 _EXTENSIONS = {"python": ".py", "javascript": ".js", "cpp": ".cpp", "sql": ".sql", "html": ".html"}
 
@@ -107,27 +110,86 @@ def _request(prompt: EvalPrompt) -> tasks.CodeRequest:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """One answer as the run records it."""
+
+    text: str  # what the user reads
+    result: GenerationResult  # the (first) generation
+    code: str | None  # the code to test
+    problems: list[str] = field(default_factory=list)  # why a fix is unusable
+    lines: list[int] = field(default_factory=list)  # 1-based lines the answer points at
+    seconds: float = 0.0  # the whole answer, verification included
+    verification: dict[str, Any] | None = None
+
+
 def answer_prompt(
-    engine: Engine, prompt: EvalPrompt, settings: RunSettings
-) -> tuple[GenerationResult, str | None, list[str]]:
-    """Ask as the editor asks; return the generation, the code to test and why a fix is unusable."""
+    engine: Engine, prompt: EvalPrompt, settings: RunSettings, verify: bool = False
+) -> Answer:
+    """Ask as the editor asks: plain, or through the verification pipeline (bug feedback)."""
     generation = GenerationSettings(
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         time_limit_s=settings.answer_time_limit_s,
         seed=0,
     )
+    started = time.monotonic()
     if prompt.type == "bug_feedback":
         request = _request(prompt)
-        prepared = tasks.prepare(
-            tasks.TaskKind.FEEDBACK, request, engine, max_new_tokens=settings.max_new_tokens
+        kind = tasks.TaskKind.FEEDBACK
+        prepared = tasks.prepare(kind, request, engine, max_new_tokens=settings.max_new_tokens)
+        if verify:
+            verified = pipeline.run(
+                kind,
+                request,
+                engine,
+                prepared,
+                generation,
+                generate=lambda messages, s: engine.chat(messages, s).finish(),
+                options=pipeline.VerifyOptions(limits=settings.limits),
+            )
+            outcome, result = verified.outcome, verified.draft_result
+            summary = {
+                "verdict": verified.verdict,
+                "draft": verified.draft.answer,
+                "verified": verified.verified,
+                "chosen": verified.chosen,
+                "candidates": len(verified.candidates),
+                "evidence": [check.code for check in verified.evidence],
+                "tokens_out": verified.tokens_out,
+                "tried": [  # every distinct fix, for reading how the choice was made
+                    {
+                        "code": c.outcome.new_text,
+                        "votes": c.votes,
+                        "changed_lines": c.assessment.changed_lines,
+                        "problems": c.assessment.problems,
+                        "loads": c.assessment.loads,
+                        "passed": len(c.assessment.passed),
+                    }
+                    for c in verified.candidates
+                ],
+            }
+        else:
+            result = engine.chat(prepared.messages, generation).finish()
+            outcome = tasks.conclude(kind, request, prepared, result)
+            summary = None
+        return Answer(
+            text=outcome.answer,
+            result=result,
+            code=outcome.new_text,
+            problems=outcome.problems,
+            lines=[line + 1 for line in outcome.lines],
+            seconds=round(time.monotonic() - started, 3),
+            verification=summary,
         )
-        result = engine.chat(prepared.messages, generation).finish()
-        outcome = tasks.conclude(tasks.TaskKind.FEEDBACK, request, prepared, result)
-        return result, outcome.new_text, outcome.problems
     messages = prompts.build_instruction_prompt(prompt.prompt, prompt.language)
     result = engine.chat(messages, generation).finish()
-    return result, written_code(result.text, prompt.language), []
+    return Answer(
+        text=result.text,
+        result=result,
+        code=written_code(result.text, prompt.language),
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def check_code(
@@ -150,20 +212,25 @@ def answer_all(
     on_answer: Callable[[Answered], None] | None = None,
 ) -> None:
     """Answer, test and record each prompt in `todo`, appending each record when it is whole."""
+    verify = verifies(candidate)
     for prompt in todo:
-        result, code, problems = answer_prompt(engine, prompt, settings)
+        answer = answer_prompt(engine, prompt, settings, verify)
         record = {
             "candidate": candidate,
             "model": engine.name,
             "prompt_id": prompt.id,
             "type": prompt.type,
             "language": prompt.language,
-            "answer": result.text,
-            "code": code,
-            "fix_problems": problems,
-            "check": check_code(prompt, code, settings.limits),
-            "metrics": result.as_dict(),
+            "answer": answer.text,
+            "code": answer.code,
+            "fix_problems": answer.problems,
+            "lines": answer.lines,
+            "seconds": answer.seconds,
+            "check": check_code(prompt, answer.code, settings.limits),
+            "metrics": answer.result.as_dict(),
         }
+        if answer.verification is not None:
+            record["verification"] = answer.verification
         records.append_record(out / records.ANSWERS, record)
         if on_answer is not None:
             on_answer(Answered(candidate, prompt, record))

@@ -40,6 +40,9 @@ class CandidateSummary:
     tokens_per_s: list[float] = field(default_factory=list)
     time_to_first_token_s: list[float] = field(default_factory=list)
     cut: int = 0  # answers stopped by the token or time limit, not by the model
+    seconds: list[float] = field(default_factory=list)  # per answer, verification included
+    named_line: Tally = field(default_factory=Tally)  # bug feedback: pointed at a buggy line
+    named_line_by_category: dict[str, Tally] = field(default_factory=dict)
 
     @property
     def mean_score(self) -> float | None:
@@ -83,8 +86,19 @@ class Summary:
 
 
 def categories(prompt: dict[str, Any]) -> list[str]:
-    """The groups a prompt counts in: its type and its language."""
-    return [f"type: {prompt.get('type')}", f"language: {prompt.get('language')}"]
+    """The groups a prompt counts in: its type, its language and its difficulty if it has one."""
+    groups = [f"type: {prompt.get('type')}", f"language: {prompt.get('language')}"]
+    if prompt.get("difficulty"):
+        groups.append(f"difficulty: {prompt['difficulty']}")
+    return groups
+
+
+def _names_buggy_line(record: dict[str, Any], prompt: dict[str, Any]) -> bool | None:
+    """Whether the answer points at (or changes) a line the bug is on; None when unknown."""
+    bug_lines = prompt.get("bug_lines")
+    if prompt.get("type") != "bug_feedback" or not bug_lines:
+        return None
+    return bool(set(record.get("lines") or []) & set(bug_lines))
 
 
 def _sign(value: float) -> int:
@@ -113,6 +127,15 @@ def summarize(
             summary.cut += 1
         if metrics.get("time_to_first_token_s") is not None:
             summary.time_to_first_token_s.append(float(metrics["time_to_first_token_s"]))
+        if isinstance(record.get("seconds"), (int, float)):
+            summary.seconds.append(float(record["seconds"]))
+        named = _names_buggy_line(record, prompt)
+        if named is not None:
+            by_category = summary.named_line_by_category
+            groups = [by_category.setdefault(c, Tally()) for c in categories(prompt)]
+            for tally in (summary.named_line, *groups):
+                tally.total += 1
+                tally.count += named
         check = record.get("check")
         if check and check.get("status") in STATUSES:
             summary.tests[check["status"]] += 1

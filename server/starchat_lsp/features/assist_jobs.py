@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from starchat_lsp import edits, tasks
 from starchat_lsp.context import syntax
@@ -22,6 +24,7 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
 )
 from starchat_lsp.features.errors import ContentModifiedError, DocumentNotOpenError
+from starchat_lsp.verify import pipeline
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
@@ -40,6 +43,7 @@ class JobResult:
     outcome: tasks.Outcome
     result: GenerationResult
     notes: tuple[str, ...]
+    verified: pipeline.Verified | None = None  # feedback and fixes, unless verify is off
 
 
 def open_document(server: StarchatServer, uri: str) -> TextDocument:
@@ -101,8 +105,13 @@ async def run_job(
     end_line: int,
     note: str | None = None,
     on_text: Callable[[str], None] | None = None,
+    on_stage: Callable[[pipeline.Stage], None] | None = None,
 ) -> JobResult:
-    """Run the model on the range; raises ContentModified when the document changed meanwhile."""
+    """Run the model on the range; raises ContentModified when the document changed meanwhile.
+
+    Feedback and fixes go through verification (verify.pipeline) when it is on: `on_text` gets
+    the draft as it streams, `on_stage` each step after it, and the result the checked fix.
+    """
     document = open_document(server, uri)
     version = document.version
     request = tasks.CodeRequest(
@@ -115,9 +124,24 @@ async def run_job(
     )
     settings = generation_settings(server)
     system_prompt = server.settings.generation.system_prompt or None
+    verify = verify_options(server, document.path) if kind in tasks.VERIFIED else None
     loop = asyncio.get_running_loop()
+    flags: list[CancelFlag] = []
 
-    def work(engine: Engine, flag: CancelFlag) -> tuple[tasks.Prepared, GenerationResult]:
+    def staged(step: pipeline.Stage) -> None:  # on the event loop
+        if _changed(server, uri, version):
+            for flag in flags:
+                flag.cancel()  # its answer would be refused: stop checking fixes for old text
+        elif on_stage is not None:
+            on_stage(step)
+
+    def stage(step: pipeline.Stage) -> None:
+        loop.call_soon_threadsafe(staged, step)
+
+    def work(
+        engine: Engine, flag: CancelFlag
+    ) -> tuple[tasks.Prepared, GenerationResult, pipeline.Verified | None]:
+        flags.append(flag)
         # Tokenizing and parsing a large file also stays off the event loop.
         prepared = tasks.prepare(
             kind,
@@ -126,14 +150,62 @@ async def run_job(
             max_new_tokens=settings.max_new_tokens,
             system_prompt=system_prompt,
         )
-        result = stream_answer(engine, prepared.messages, settings, flag, on_text, loop)
-        return prepared, result
+        if verify is None:
+            result = stream_answer(engine, prepared.messages, settings, flag, on_text, loop)
+            return prepared, result, None
+        verified = pipeline.run(
+            kind,
+            request,
+            engine,
+            prepared,
+            settings,
+            generate=lambda messages, s: stream_answer(engine, messages, s, flag, on_text, loop),
+            explain=lambda messages, s: engine.chat(messages, s, cancel=flag).finish(),
+            options=verify,
+            cancel=flag,
+            on_stage=stage,
+            system_prompt=system_prompt,
+        )
+        return prepared, verified.draft_result, verified
 
-    prepared, result = await server.host.run(work)
+    prepared, result, verified = await server.host.run(work)
     if open_document(server, uri).version != version:
         raise ContentModifiedError()
-    outcome = tasks.conclude(kind, request, prepared, result)
-    return JobResult(uri, version, request, outcome, result, prepared.notes)
+    if verified is not None:
+        outcome = verified.outcome
+    else:
+        outcome = tasks.conclude(kind, request, prepared, result)
+    return JobResult(uri, version, request, outcome, result, prepared.notes, verified)
+
+
+def _changed(server: StarchatServer, uri: str, version: int | None) -> bool:
+    """Whether the document was edited (or closed) since the job read it."""
+    documents = server.workspace.text_documents
+    return uri not in documents or documents[uri].version != version
+
+
+def verify_options(server: StarchatServer, path: str | None) -> pipeline.VerifyOptions | None:
+    """The pipeline's options from the settings; None when verification is off."""
+    options = server.settings.verify
+    if not options.enabled:
+        return None
+    return pipeline.VerifyOptions(
+        candidates=options.candidates,
+        time_budget_s=options.time_budget_s or None,
+        workspace=_workspace_folder(server, path),
+    )
+
+
+def _workspace_folder(server: StarchatServer, path: str | None) -> Path | None:
+    """The workspace folder the document is in: where its tests are looked for."""
+    if path is None:
+        return None
+    document = Path(path)
+    folders = [Path(p) for f in server.workspace.folders.values() if (p := to_fs_path(f.uri))]
+    if server.workspace.root_path:
+        folders.append(Path(server.workspace.root_path))
+    inside = [f for f in folders if document.is_relative_to(f)]
+    return max(inside, key=lambda f: len(f.parts)) if inside else None
 
 
 def workspace_edit(job: JobResult, codec: PositionCodec) -> types.WorkspaceEdit | None:

@@ -24,6 +24,7 @@ from starchat_lsp.engine.base import (
 )
 from starchat_lsp.features import feedback_diagnostics
 from starchat_lsp.features.assist_jobs import (
+    JobResult,
     generation_settings,
     language_of,
     line_span,
@@ -33,11 +34,13 @@ from starchat_lsp.features.assist_jobs import (
     workspace_edit,
 )
 from starchat_lsp.features.errors import json_rpc_errors
+from starchat_lsp.verify import pipeline
 
 if TYPE_CHECKING:
     from starchat_lsp.server import StarchatServer
 
 ROLES = ("user", "assistant", "system")
+PROGRESS = "starchat/progress"  # verification steps after the draft
 
 
 def plain(value: Any) -> Any:
@@ -91,6 +94,34 @@ def _streamer(server: StarchatServer, params: Any) -> Callable[[str], None] | No
     )
 
 
+def _stages(
+    server: StarchatServer, params: dict[str, Any], uri: str
+) -> Callable[[pipeline.Stage], None]:
+    """Verification steps as `starchat/progress` notifications (see docs/protocol.md)."""
+    token = params.get("partialResultToken")
+    token = token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+    return lambda stage: server.protocol.notify(
+        PROGRESS,
+        {"token": token, "uri": uri, "stage": stage.name, "message": stage.message},
+    )
+
+
+def _verification(job: JobResult) -> dict[str, Any] | None:
+    verified = job.verified
+    if verified is None:
+        return None
+    return {
+        "verdict": verified.verdict,
+        "verified": verified.verified,
+        "draft": verified.draft.answer,
+        "evidence": [{"code": c.code, "source": c.source} for c in verified.evidence],
+        "candidates": len(verified.candidates),
+        "chosen": verified.chosen,
+        "seconds": verified.seconds,
+        "tokensOut": verified.tokens_out,
+    }
+
+
 def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
     @json_rpc_errors
     async def handle(ls: StarchatServer, params: Any) -> dict[str, Any]:
@@ -102,7 +133,15 @@ def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
             lines = (selection.start.line, selection.end.line)
         else:
             lines = line_span(open_document(ls, uri), selection)
-        job = await run_job(ls, kind, uri, *lines, note=note, on_text=_streamer(ls, params))
+        job = await run_job(
+            ls,
+            kind,
+            uri,
+            *lines,
+            note=note,
+            on_text=_streamer(ls, params),
+            on_stage=_stages(ls, params, uri),
+        )
         codec = ls.workspace.position_codec
         edit = workspace_edit(job, codec) if kind in tasks.FIXING else None
         if kind is tasks.TaskKind.FEEDBACK and ls.settings.diagnostics.enabled:
@@ -127,6 +166,7 @@ def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
             },
             "notes": list(job.notes),
             "usage": job.result.as_dict(),
+            "verification": _verification(job),
         }
 
     return handle

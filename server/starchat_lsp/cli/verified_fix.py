@@ -1,0 +1,153 @@
+"""`feedback` and `fix` through the verification pipeline: the draft streams, then the checked fix.
+
+stdout gets the draft as it comes and, when a checked fix other than the draft's wins, its
+explanation under a `--- checked fix ---` line; stderr gets the stages and the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from starchat_lsp import tasks
+from starchat_lsp.cli import terminal
+from starchat_lsp.cli.errors import UserError
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    Engine,
+    GenerationResult,
+    GenerationSettings,
+)
+from starchat_lsp.verify import pipeline
+from starchat_lsp.verify.pipeline import Stage, Verified, VerifyOptions
+
+_PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini")
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="only the plain answer: no candidate fixes, no checks (faster)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=VerifyOptions().candidates,
+        metavar="N",
+        help="fixes to try, the first answer's included (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--verify-time",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time for trying more fixes (default: 1.5x the first answer's, at least 10 s)",
+    )
+
+
+def workspace_of(path: Path) -> Path:
+    """The project the file is in (the nearest folder with .git or pyproject.toml), else its own."""
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in _PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
+def options(args: argparse.Namespace, path: str | None) -> VerifyOptions:
+    if args.candidates < 1:
+        raise UserError("--candidates must be at least 1")
+    if args.verify_time is not None and args.verify_time < 0:
+        raise UserError("--verify-time must be 0 or more")
+    return VerifyOptions(
+        candidates=args.candidates,
+        time_budget_s=args.verify_time,
+        workspace=workspace_of(Path(path)) if path else None,
+    )
+
+
+def run(
+    args: argparse.Namespace,
+    kind: tasks.TaskKind,
+    request: tasks.CodeRequest,
+    engine: Engine,
+    prepared: tasks.Prepared,
+    settings: GenerationSettings,
+    out: TextIO | None,
+) -> Verified:
+    flag = CancelFlag()
+    explained = [False]
+
+    def draft(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
+        return terminal.stream_text(engine.chat(messages, generation, cancel=flag), out)
+
+    def explain(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
+        if out is not None and not explained[0]:
+            out.write("\n--- checked fix ---\n")
+        explained[0] = True
+        return draft(messages, generation)
+
+    def stage(step: Stage) -> None:
+        if step.name not in ("done", "checking") and out is not None:
+            terminal.stderr.print(f"[dim]{step.message}...[/dim]")
+
+    try:
+        return pipeline.run(
+            kind,
+            request,
+            engine,
+            prepared,
+            settings,
+            generate=draft,
+            explain=explain,
+            options=options(args, request.path),
+            cancel=flag,
+            on_stage=stage,
+            system_prompt=args.system_prompt,
+        )
+    except KeyboardInterrupt:
+        flag.cancel()  # every generation still running stops within a token
+        raise
+
+
+def report(verified: Verified) -> None:
+    sys.stdout.flush()
+    colour = "green" if verified.verified else "yellow"
+    tried = len(verified.candidates)
+    terminal.stderr.print(
+        f"[{colour}]{verified.verdict}[/{colour}] "
+        f"[dim]({tried} distinct fix{'es' if tried != 1 else ''} tried in "
+        f"{verified.seconds:.1f} s)[/dim]"
+    )
+
+
+def as_json(verified: Verified) -> dict[str, Any]:
+    return {
+        "verdict": verified.verdict,
+        "verified": verified.verified,
+        "chosen": verified.chosen,
+        "draft_answer": verified.draft.answer,
+        "evidence": [
+            {"code": check.code, "source": check.source, "kind": check.kind}
+            for check in verified.evidence
+        ],
+        "candidates": [
+            {
+                "votes": c.votes,
+                "problems": c.assessment.problems,
+                "changed_lines": c.assessment.changed_lines,
+                "loads": c.assessment.loads,
+                "passed": [check.code for check in c.assessment.passed],
+                "failed": [
+                    {"code": check.code, "detail": detail} for check, detail in c.assessment.failed
+                ],
+            }
+            for c in verified.candidates
+        ],
+        "seconds": verified.seconds,
+        "tokens_out": verified.tokens_out,
+    }

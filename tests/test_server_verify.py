@@ -1,0 +1,140 @@
+"""Verified feedback and fixes through the real server process over stdio, on the tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from lsp_client import StarchatTestClient
+from test_server import CONFIG, URI, open_buggy, request, start, tiny_options, whole
+
+NOTE = "total([1, 2, 3]) gives 3 instead of 6"
+
+
+def feedback_params(token: str) -> dict[str, Any]:
+    return {
+        "textDocument": {"uri": URI},
+        "range": whole(3, 9),
+        "note": NOTE,
+        "partialResultToken": token,
+    }
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    options = tiny_options(tiny_chatml_model)
+    options["verify"] = {"candidates": 3, "time_budget_s": 60}
+    await start(lsp_client, options)
+    open_buggy(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def plain(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    options = tiny_options(tiny_chatml_model)
+    options["verify"] = {"enabled": False}
+    await start(lsp_client, options)
+    open_buggy(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def long_client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
+    options = tiny_options(tiny_chatml_model, max_new_tokens=64)
+    options["verify"] = {"candidates": 1000, "time_budget_s": 600}
+    await start(lsp_client, options)
+    open_buggy(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_feedback_streams_the_draft_then_reports_the_checks(
+    client: StarchatTestClient,
+) -> None:
+    result = await request(client, "starchat/feedback", feedback_params("v1"), "verify-1")
+    draft = "".join(p["text"] for p in client.partial_results["v1"])
+    verification = result.verification
+    assert verification is not None
+    assert verification.draft == draft  # what streamed is the draft
+    assert [e._asdict() for e in verification.evidence] == [
+        {"code": "assert total([1, 2, 3]) == 6", "source": "your message"}
+    ]
+    assert 1 <= verification.candidates <= 3
+    assert verification.verdict and verification.seconds > 0
+    stages = [s for s in client.stages if s["token"] == "v1"]
+    names = [s["stage"] for s in stages]
+    assert names[0] == "evidence" and "checking" in names and "done" in names
+    assert stages[names.index("done")]["message"] == verification.verdict
+    assert all(s["uri"] == URI for s in stages)
+    if not verification.verified:  # the tiny model's fixes fail the example: no edit offered
+        assert result.fix is None or result.fix.edit is None
+
+
+async def test_verification_can_be_turned_off(plain: StarchatTestClient) -> None:
+    result = await request(plain, "starchat/feedback", feedback_params("p1"), "plain-1")
+    assert result.verification is None
+    assert result.text == "".join(p["text"] for p in plain.partial_results["p1"])
+    await asyncio.sleep(0.1)
+    assert plain.stages == []
+
+
+async def test_cancel_during_verification_stops_it_and_frees_the_model(
+    long_client: StarchatTestClient,
+) -> None:
+    client = long_client
+    pending = asyncio.ensure_future(
+        request(client, "starchat/fix", feedback_params("c1"), "verify-long")
+    )
+    deadline = time.monotonic() + 120
+    while not any(s["stage"] == "sampling" for s in client.stages):
+        assert time.monotonic() < deadline, client.stages
+        await asyncio.sleep(0.01)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="verify-long"))
+    cancelled_at = time.monotonic()
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32800  # RequestCancelled
+    status = await request(client, "starchat/status", {}, "status-1")
+    while status.running:  # the pipeline stops within a token or one sandbox run
+        assert time.monotonic() - cancelled_at < 15
+        await asyncio.sleep(0.02)
+        status = await request(client, "starchat/status", {}, "status-2")
+    answer = await request(
+        client, "starchat/chat", {"messages": [{"role": "user", "content": "hi"}]}, "chat-1"
+    )
+    assert answer.usage.stop_reason == "length"
+    samples = sum(1 for s in client.stages if s["stage"] == "sampling")
+    assert samples < 1000
+
+
+async def test_an_edit_during_verification_stops_it_and_gives_content_modified(
+    long_client: StarchatTestClient,
+) -> None:
+    client = long_client
+    pending = asyncio.ensure_future(
+        request(client, "starchat/fix", feedback_params("e1"), "verify-edit")
+    )
+    deadline = time.monotonic() + 120
+    while not any(s["stage"] == "sampling" for s in client.stages):
+        assert time.monotonic() < deadline, client.stages
+        await asyncio.sleep(0.01)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text="# edited\n")],
+        )
+    )
+    edited_at = time.monotonic()
+    with pytest.raises(JsonRpcException) as caught:
+        await pending
+    assert caught.value.code == -32801  # ContentModified
+    assert time.monotonic() - edited_at < 30  # not 1000 samples for text that is gone

@@ -1,0 +1,257 @@
+"""The verification pipeline's mechanics: candidates, checks in the sandbox, ranking, cancel.
+
+Scripted answers make the ranking cases exact; the tiny model drives the real engine for
+sampling and cancellation. Candidate code runs only in the sandbox's child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from starchat_lsp import tasks
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    ChatMessage,
+    Engine,
+    GenerationSettings,
+    StopReason,
+)
+from starchat_lsp.engine.transformers_engine import TransformersEngine
+from starchat_lsp.verify import pipeline
+from starchat_lsp.verify.pipeline import Stage, VerifyOptions
+from test_eval_support import ScriptedEngine
+
+CODE = '''def mean(xs):
+    """The average of xs."""
+    return sum(xs) / (len(xs) + 1)
+'''
+NOTE = "mean([2, 4]) gives 2.0 instead of 3.0"
+GOOD = '''def mean(xs):
+    """The average of xs."""
+    return sum(xs) / len(xs)
+'''
+WRONG = '''def mean(xs):
+    """The average of xs."""
+    return sum(xs) / (len(xs) + 2)
+'''
+
+
+def block(code: str, prose: str = "Here is the fix.") -> str:
+    return f"{prose}\n```python\n{code}```"
+
+
+def request(note: str | None = NOTE, code: str = CODE) -> tasks.CodeRequest:
+    last = len(code.rstrip("\n").split("\n")) - 1
+    return tasks.CodeRequest(
+        text=code, path="stats.py", start_line=0, end_line=last, language="python", note=note
+    )
+
+
+def verify(
+    engine: Engine,
+    req: tasks.CodeRequest,
+    options: VerifyOptions | None = None,
+    stages: list[Stage] | None = None,
+    cancel: CancelFlag | None = None,
+    settings: GenerationSettings | None = None,
+) -> pipeline.Verified:
+    settings = settings or GenerationSettings(max_new_tokens=200)
+    prepared = tasks.prepare(tasks.TaskKind.FEEDBACK, req, engine, max_new_tokens=200)
+    flag = cancel or CancelFlag()
+    return pipeline.run(
+        tasks.TaskKind.FEEDBACK,
+        req,
+        engine,
+        prepared,
+        settings,
+        generate=lambda messages, s: engine.chat(messages, s, cancel=flag).finish(),
+        options=options or VerifyOptions(time_budget_s=60),
+        cancel=flag,
+        on_stage=(stages.append if stages is not None else lambda stage: None),
+    )
+
+
+def test_a_sampled_fix_that_passes_the_users_example_replaces_an_unchanged_draft() -> None:
+    renamed = "def average(xs):\n    return sum(xs) / len(xs)\n"
+    engine = ScriptedEngine(
+        [
+            block(CODE, "The bug is on line 3."),  # the draft hands the code back unchanged
+            block(renamed),  # renames the function
+            block(WRONG),  # changes the wrong thing
+            block(GOOD),
+            "It divided by one too many: line 3 now divides by len(xs).",  # the explanation
+        ]
+    )
+    stages: list[Stage] = []
+    verified = verify(engine, request(), stages=stages)
+    assert [c.code for c in verified.evidence] == ["assert mean([2, 4]) == 3.0"]
+    assert verified.chosen == 3 and verified.verified
+    assert verified.verdict == (
+        "verified: passes the example from your message; 1 of them failed before the fix"
+    )
+    outcome = verified.outcome
+    assert outcome.applicable and outcome.new_text == GOOD
+    assert outcome.lines == [2]  # the changed line: where the diagnostics go
+    assert outcome.answer.startswith("It divided by one too many")  # explains the chosen diff
+    assert "```python\n" + GOOD.rstrip("\n") + "\n```" in outcome.answer
+    explain_prompt = engine.calls[-1][-1].content
+    assert "-    return sum(xs) / (len(xs) + 1)" in explain_prompt
+    problems = [c.assessment.problems for c in verified.candidates]
+    assert problems[0] == ["the proposed code is the same as yours"]
+    assert problems[1] == ["mean is missing from the fix"]
+    assert verified.candidates[2].assessment.failed[0][0].code == "assert mean([2, 4]) == 3.0"
+    # the samples were asked with the example as a check to pass
+    assert "assert mean([2, 4]) == 3.0" in engine.calls[1][-1].content
+    assert [s.name for s in stages][-2:] == ["done", "explaining"]
+
+
+def test_a_draft_that_passes_stops_the_search() -> None:
+    engine = ScriptedEngine([block(GOOD, "Line 3 divides by len + 1."), block(WRONG)])
+    verified = verify(engine, request())
+    assert len(engine.calls) == 1  # no samples, no explanation: the draft is checked
+    assert verified.chosen == 0 and verified.verified
+    assert verified.outcome.answer.startswith("Line 3 divides")
+
+
+def test_a_check_that_only_says_what_is_wrong_does_not_stop_the_search() -> None:
+    note = "but mean([2, 4]) returns 2.0"  # says what is wrong, not what is right
+    engine = ScriptedEngine([block(WRONG, "Line 3."), block(GOOD), block(GOOD), "Explained."])
+    verified = verify(engine, request(note=note), VerifyOptions(candidates=2, time_budget_s=60))
+    assert [c.code for c in verified.evidence] == ["assert mean([2, 4]) != 2.0"]
+    assert len(verified.candidates) == 2  # the draft passed it, and the search went on
+    assert not verified.verified
+    assert verified.verdict.startswith("checked: passes the example from your message")
+
+
+def test_votes_decide_between_unchecked_fixes_and_duplicates_are_merged() -> None:
+    spaced = GOOD.replace("sum(xs) / len(xs)", "sum(xs)/len(xs)  # fixed")  # the same tree
+    engine = ScriptedEngine(
+        [block(WRONG, "Line 3."), block(GOOD), block(spaced), block(WRONG.replace("2", "3"))]
+    )
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
+    assert verified.evidence == []
+    assert [c.votes for c in verified.candidates] == [1, 2, 1]
+    assert verified.chosen == 1
+    assert verified.verdict.startswith("not verified: no examples found")
+    assert not verified.verified
+
+
+def test_the_smaller_diff_wins_among_equals() -> None:
+    rewrite = "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n" + (
+        "    return total / len(xs)\n"
+    )
+    engine = ScriptedEngine([block(rewrite, "Line 3."), block(GOOD), "Explained."])
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
+    assert [c.assessment.changed_lines for c in verified.candidates] == [4, 1]
+    assert verified.chosen == 1
+
+
+def test_parameters_are_kept_unless_the_user_asks() -> None:
+    extra = GOOD.replace("def mean(xs):", "def mean(xs, default=0):")
+    engine = ScriptedEngine([block(extra, "Line 3.")])
+    options = VerifyOptions(candidates=1)
+    kept = verify(engine, request(note=None), options)
+    assert kept.candidates[0].assessment.problems == ["the fix changes the parameters of mean"]
+    assert kept.chosen is None and not kept.outcome.applicable
+    assert kept.verdict in kept.outcome.problems
+    asked = verify(engine, request(note="add a default parameter for empty lists"), options)
+    assert asked.chosen == 0 and asked.outcome.applicable
+
+
+def test_a_fix_that_does_not_load_loses(tmp_path: Path) -> None:
+    broken = GOOD.replace("return sum(xs) / len(xs)", "return sum(xs) / len(xs)\nundefined_name")
+    engine = ScriptedEngine([block(broken, "Line 3."), block(GOOD), "Explained."])
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
+    assert verified.candidates[0].assessment.loads is False
+    assert verified.chosen == 1
+
+
+def test_candidate_code_runs_only_in_a_sandboxed_child(tmp_path: Path) -> None:
+    marker = tmp_path / "ran-in"
+    telltale = f"open({str(marker)!r}, 'w').write(str(__import__('os').getpid()))\n"
+    engine = ScriptedEngine([block(GOOD + telltale, "Line 3.")])
+    verified = verify(engine, request(), VerifyOptions(candidates=1))
+    assert verified.chosen == 0 and verified.verified
+    assert int(marker.read_text()) != os.getpid()  # it ran, in another process
+
+
+def test_not_python_gets_static_checks_only() -> None:
+    js = "function mean(xs) {\n  return xs.reduce((a, b) => a + b, 0) / (xs.length + 1);\n}\n"
+    fixed = js.replace("(xs.length + 1)", "xs.length")
+    engine = ScriptedEngine([f"Line 2.\n```javascript\n{fixed}```"])
+    req = tasks.CodeRequest(
+        text=js, path="mean.js", start_line=0, end_line=2, language="javascript", note=NOTE
+    )
+    verified = verify(engine, req, VerifyOptions(candidates=1))
+    assert verified.evidence == []
+    assert verified.chosen == 0
+    assert verified.verdict.startswith("not verified (checks run only for Python)")
+
+
+def test_code_that_does_not_load_alone_is_not_run() -> None:
+    code = "import not_a_module_here\n\n" + CODE
+    engine = ScriptedEngine([block(GOOD, "Line 5.")])
+    req = tasks.CodeRequest(
+        text=code, path="stats.py", start_line=2, end_line=4, language="python", note=NOTE
+    )
+    verified = verify(engine, req, VerifyOptions(candidates=1))
+    assert verified.evidence == []
+    assert "your code does not load on its own" in verified.verdict
+    assert "not_a_module_here" in verified.verdict
+
+
+# --- the real engine on the tiny model ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_chatml_model: Path) -> Iterator[Engine]:
+    engine = TransformersEngine(str(tiny_chatml_model), dtype="float32")
+    engine.load()
+    yield engine
+    engine.close()
+
+
+def test_samples_on_the_real_engine_stay_within_budget(tiny: Engine) -> None:
+    options = VerifyOptions(candidates=3, time_budget_s=60)
+    settings = GenerationSettings(max_new_tokens=24)
+    verified = verify(tiny, request(), options, settings=settings)
+    assert verified.draft_result.tokens_out == 24  # the tiny model never ends by itself
+    assert 1 <= len(verified.candidates) <= 3
+    assert sum(c.votes for c in verified.candidates) >= 1
+    assert verified.tokens_out >= 24
+    assert verified.evidence  # the note's example was found and run against each candidate
+
+
+def test_cancel_stops_the_whole_pipeline(tiny: Engine) -> None:
+    flag = CancelFlag()
+    stages: list[Stage] = []
+    options = VerifyOptions(candidates=50, time_budget_s=600)
+    settings = GenerationSettings(max_new_tokens=400)
+    found: list[pipeline.Verified] = []
+
+    def run() -> None:
+        found.append(verify(tiny, request(), options, stages, flag, settings))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while not any(s.name == "sampling" for s in stages) and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the samples have started: the draft is done
+    assert any(s.name == "sampling" for s in stages)
+    cancelled_at = time.monotonic()
+    flag.cancel()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    stopped_in = time.monotonic() - cancelled_at
+    verified = found[0]
+    assert len(verified.candidates) < 50
+    assert stopped_in < 10, stopped_in  # a token and at most one sandbox run, not 50 samples
+    # the model is free: the next request runs at once
+    result = tiny.chat([ChatMessage("user", "hi")], GenerationSettings(max_new_tokens=2)).finish()
+    assert result.stop_reason is StopReason.LENGTH
