@@ -13,7 +13,7 @@ export interface ConfigurationLike {
 export interface ServerSettings {
   model: {
     name: string;
-    backend: 'transformers' | 'llamacpp' | 'http';
+    backend: 'auto' | 'transformers' | 'llamacpp' | 'http';
     device: 'auto' | 'cpu' | 'cuda';
     dtype: 'auto' | 'bfloat16' | 'float16' | 'float32';
     threads: number;

@@ -39,7 +39,7 @@ test('the defaults give the server shape of docs/protocol.md', () => {
   const settings = serverSettings(config());
   assert.deepEqual(settings.model, {
     name: 'smollm2-135m',
-    backend: 'transformers',
+    backend: 'auto',
     device: 'auto',
     dtype: 'auto',
     threads: 0,
