@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from starchat_lsp.models.catalogue import DEFAULT_MODEL
+from starchat_lsp.models.catalogue import SMALL_MODEL
 from starchat_lsp.models.store import ModelStore
 
 CONTEXT = 2048  # the server's context window, in tokens: give it to the HTTP backend too
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 @contextmanager
 def llama_cpp_server(
-    log_dir: Path, model: str = DEFAULT_MODEL, threads: int = THREADS
+    log_dir: Path, model: str = SMALL_MODEL, threads: int = THREADS
 ) -> Iterator[str]:
     """Start the server on the GGUF of `model` (served as that name); yield its URL once it
     answers. The benchmark uses it too."""

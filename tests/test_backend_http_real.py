@@ -22,7 +22,7 @@ from starchat_lsp.context import syntax
 from starchat_lsp.engine.base import ChatMessage, CompletionPrompt, GenerationSettings, StopReason
 from starchat_lsp.engine.factory import HttpEngineSettings
 from starchat_lsp.engine.http_engine import HttpEngine
-from starchat_lsp.models.catalogue import DEFAULT_MODEL
+from starchat_lsp.models.catalogue import SMALL_MODEL
 
 pytestmark = pytest.mark.default_model
 
@@ -39,7 +39,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def engine(llama_server: str) -> Iterator[HttpEngine]:
     settings = HttpEngineSettings(endpoint=llama_server, context_window=CONTEXT)
-    engine = HttpEngine(settings, name=DEFAULT_MODEL)
+    engine = HttpEngine(settings, name=SMALL_MODEL)
     engine.load()
     yield engine
     engine.close()
@@ -117,7 +117,7 @@ def test_feedback_on_the_sample_file_through_http(engine: HttpEngine) -> None:
     result = engine.chat(prepared.messages, settings).finish()
     outcome = tasks.conclude(tasks.TaskKind.FEEDBACK, request, prepared, result)
     print(
-        f"\nhttp backend, llama_cpp.server, {DEFAULT_MODEL}: {result.tokens_in} tokens in, "
+        f"\nhttp backend, llama_cpp.server, {SMALL_MODEL}: {result.tokens_in} tokens in, "
         f"{result.tokens_out} out, first token {result.time_to_first_token_s:.2f} s, "
         f"{result.tokens_per_s:.1f} tokens/s, {result.total_s:.2f} s, "
         f"stopped: {result.stop_reason.value}"

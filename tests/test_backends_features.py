@@ -23,12 +23,12 @@ from pygls.exceptions import JsonRpcException
 
 from llama_server import CONTEXT, THREADS, llama_cpp_server
 from lsp_client import StarchatTestClient
-from starchat_lsp.models.catalogue import DEFAULT_MODEL
+from starchat_lsp.models.catalogue import SMALL_MODEL
 from test_server import CONFIG, URI, list_actions, open_buggy, request, start, whole
 
 pytestmark = [pytest.mark.default_model, pytest.mark.asyncio(loop_scope="module")]
 
-MODEL = DEFAULT_MODEL  # smollm2-135m: the HTTP server serves its GGUF
+MODEL = SMALL_MODEL  # smollm2-135m: the HTTP server serves its GGUF
 BACKENDS = ("transformers", "llamacpp", "http")
 
 SAMPLE = Path(__file__).parent.parent / "examples" / "off_by_one.py"

@@ -87,7 +87,7 @@ def test_unknown_model(buggy_file: Path) -> None:
 
 def test_model_not_pulled_says_how_to_pull(buggy_file: Path, tmp_path: Path) -> None:
     result = run_cli("feedback", str(buggy_file), cache=tmp_path / "empty-cache")
-    assert_one_line_error(result, "starchat-lsp models pull smollm2-135m")
+    assert_one_line_error(result, "starchat-lsp models pull qwen2.5-coder-1.5b")  # the default
 
 
 def test_feedback_json_on_the_tiny_model(buggy_file: Path, tiny_chatml_model: Path) -> None:

@@ -20,6 +20,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from starchat_lsp.eval import sandbox
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from starchat_lsp.models.store import ModelStore
 
@@ -56,9 +57,27 @@ def test_feedback_streams_an_answer_and_a_diff_that_apply_keeps_whole(tmp_path: 
     assert answer["diff"].startswith(f"--- a/{buggy}")
     assert answer["metrics"]["tokens_out"] > 0
     assert answer["metrics"]["time_to_first_token_s"] > 0
+    # Verified: the docstring's example became a check, run on each candidate fix.
+    verification = answer["verification"]
+    assert verification["evidence"] == [
+        {
+            "code": "assert moving_average([1, 2, 3, 4], 2) == [1.5, 2.5, 3.5]",
+            "source": "the docstring",
+            "kind": "expects",
+        }
+    ]
+    assert 1 <= len(verification["candidates"]) <= 4
+    if verification["verified"]:  # then the applied file really gives the docstring's result
+        chosen = verification["candidates"][verification["chosen"]]
+        assert chosen["passed"] == [verification["evidence"][0]["code"]]
+        assert verification["verdict"].startswith("verified: passes the example from the docstring")
     if answer["applied"]:
         assert result.returncode == 0
         assert buggy.read_text() != original
+        if verification["verified"]:  # model output runs only in the sandbox, here too
+            check = verification["evidence"][0]["code"]
+            ran = sandbox.run_python_tests(buggy.read_text(), check, "moving_average")
+            assert ran.status == "pass", ran.detail
         assert buggy.with_name("off_by_one.py.orig").read_text() == original
     else:  # refused (cut, unparsable): then nothing at all was written
         assert result.returncode == 1 and answer["problems"]

@@ -9,7 +9,7 @@ import pytest
 
 from starchat_lsp.eval import records, report, runner
 from starchat_lsp.eval.prompt_sets import EvalPrompt
-from starchat_lsp.eval.scores import summarize
+from starchat_lsp.eval.scores import summarize, verification_summaries
 
 PROMPTS = [
     EvalPrompt(id="p1", type="instruction", language="python", prompt="Write f.", tests="pass"),
@@ -158,3 +158,27 @@ def test_a_report_before_judging_has_no_chart(tmp_path: Path) -> None:
 def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(report.ReportError, match="not a run folder"):
         report.write_report(tmp_path)
+
+
+def test_a_verify_candidate_is_compared_with_the_plain_one_of_its_model() -> None:
+    def record(name: str, prompt: str, seconds: float, verdict: str | None, chosen: int = 0) -> Any:
+        found: dict[str, Any] = {"candidate": name, "prompt_id": prompt, "seconds": seconds}
+        if verdict is not None:
+            found["verification"] = {"verdict": verdict, "chosen": chosen}
+        return found
+
+    answers = [
+        record("m", "p1", 2.0, None),
+        record("m", "p2", 4.0, None),
+        record("m+verify", "p1", 6.0, "verified: passes the example from your message"),
+        record("m+verify", "p2", 8.0, "not verified: no examples found", chosen=2),
+    ]
+    (found,) = verification_summaries(["m", "m+verify"], answers)
+    assert (found.name, found.plain) == ("m+verify", "m")
+    assert found.time_ratios == [3.0, 2.0]
+    assert (found.seconds, found.plain_seconds) == (14.0, 6.0)
+    assert found.verdicts == {"verified": 1, "not verified": 1}
+    assert found.chose_the_draft == 1
+    assert verification_summaries(["m+verify"], answers) == []  # no plain run to compare with
+    section = report._verification_section(found)
+    assert "median 2.50x, min 2.00x, max 3.00x; all answers together 2.33x" in section.lines[0]

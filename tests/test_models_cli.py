@@ -33,8 +33,8 @@ def test_list_shows_the_catalogue_and_marks_the_default(cache: Path) -> None:
     result = starchat(cache, "list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("* smollm2-135m") and " no " in line for line in lines)
-    assert any("qwen2.5-coder-1.5b" in line for line in lines)
+    assert any(line.startswith("* qwen2.5-coder-1.5b") and " no " in line for line in lines)
+    assert any(line.startswith("  smollm2-135m") for line in lines)
 
 
 def test_path_of_a_model_not_pulled_says_how_to_pull_it(cache: Path) -> None:

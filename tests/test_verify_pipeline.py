@@ -132,21 +132,49 @@ def test_a_check_that_only_says_what_is_wrong_does_not_stop_the_search() -> None
 def test_votes_decide_between_unchecked_fixes_and_duplicates_are_merged() -> None:
     spaced = GOOD.replace("sum(xs) / len(xs)", "sum(xs)/len(xs)  # fixed")  # the same tree
     engine = ScriptedEngine(
-        [block(WRONG, "Line 3."), block(GOOD), block(spaced), block(WRONG.replace("2", "3"))]
+        [
+            block(WRONG, "Line 3."),
+            "I can't write tests for this.",  # asked for tests: none usable
+            block(GOOD),
+            block(spaced),
+            block(WRONG.replace("2", "3")),
+        ]
     )
     verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
-    assert verified.evidence == []
+    assert verified.evidence == [] and verified.generated == []
     assert [c.votes for c in verified.candidates] == [1, 2, 1]
     assert verified.chosen == 1
     assert verified.verdict.startswith("not verified: no examples found")
     assert not verified.verified
 
 
+def test_tests_the_model_writes_order_fixes_when_the_user_gave_none() -> None:
+    tests = (
+        "```python\nassert mean([2, 4]) == 3.0\nassert mean([1]) == 1.0\n"
+        "assert helper(1) == 2\nprint(mean([3]))\n```"  # the last two are not usable tests
+    )
+    engine = ScriptedEngine([block(WRONG, "Line 3."), tests, block(GOOD), "Explained."])
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
+    assert [c.code for c in verified.generated] == [
+        "assert mean([2, 4]) == 3.0",
+        "assert mean([1]) == 1.0",
+    ]
+    # the tests were asked from the contract: the buggy body is not shown
+    asked = engine.calls[1][-1].content
+    assert '"""The average of xs."""' in asked and "len(xs) + 1" not in asked
+    assert [c.assessment.generated_passed for c in verified.candidates] == [0, 2]
+    assert verified.chosen == 1
+    assert verified.verdict.endswith(
+        "it passes 2 of 2 tests the model wrote from the docstring and your note"
+    )
+    assert not verified.verified  # the model's own tests are no proof
+
+
 def test_the_smaller_diff_wins_among_equals() -> None:
     rewrite = "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n" + (
         "    return total / len(xs)\n"
     )
-    engine = ScriptedEngine([block(rewrite, "Line 3."), block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(rewrite, "Line 3."), "No tests.", block(GOOD), "Explained."])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
     assert [c.assessment.changed_lines for c in verified.candidates] == [4, 1]
     assert verified.chosen == 1
@@ -166,7 +194,7 @@ def test_parameters_are_kept_unless_the_user_asks() -> None:
 
 def test_a_fix_that_does_not_load_loses(tmp_path: Path) -> None:
     broken = GOOD.replace("return sum(xs) / len(xs)", "return sum(xs) / len(xs)\nundefined_name")
-    engine = ScriptedEngine([block(broken, "Line 3."), block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(broken, "Line 3."), "No tests.", block(GOOD), "Explained."])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
     assert verified.candidates[0].assessment.loads is False
     assert verified.chosen == 1

@@ -38,7 +38,7 @@ test('camelCase spells server keys the VS Code way', () => {
 test('the defaults give the server shape of docs/protocol.md', () => {
   const settings = serverSettings(config());
   assert.deepEqual(settings.model, {
-    name: 'smollm2-135m',
+    name: 'qwen2.5-coder-1.5b',
     backend: 'auto',
     device: 'auto',
     dtype: 'auto',

@@ -173,6 +173,21 @@ def build_fix_explanation_prompt(
     ]
 
 
+def build_test_writing_prompt(
+    spec: str, note: str | None, name: str, count: int, system_prompt: str | None = None
+) -> list[ChatMessage]:
+    """Ask for asserts a correct version of a function passes, from its contract, not its body."""
+    told = f"\nWhat I know goes wrong: {note.strip()}\n" if note and note.strip() else ""
+    user = (
+        f"Here is what my Python function must do:\n{_fence(spec, 'python')}\n{told}\n"
+        f"Write {count} assert statements that call {name} with literal arguments and compare "
+        "the result with the exact value a correct version returns. Include the case I said "
+        "goes wrong, and edge cases. Reply with only the asserts, one per line, in one "
+        "```python block."
+    )
+    return _messages(system_prompt, user)
+
+
 def build_explain_prompt(ctx: CodeContext, system_prompt: str | None = None) -> list[ChatMessage]:
     """Ask for a Markdown explanation of the code."""
     user = (

@@ -12,7 +12,7 @@ from starchat_lsp.eval import records
 from starchat_lsp.eval.chart import write_score_chart
 from starchat_lsp.eval.runner import run_candidates
 from starchat_lsp.eval.sandbox import STATUSES
-from starchat_lsp.eval.scores import Summary, summarize
+from starchat_lsp.eval.scores import Summary, VerificationSummary, summarize
 
 CHART = "scores.png"
 
@@ -145,9 +145,29 @@ def sections(summary: Summary, prompts: list[dict[str, Any]], chart: bool) -> li
             ],
         )
     )
+    out.extend(_verification_section(v) for v in summary.verification)
     if chart:
         out.append(Section(title="Score distribution", image=CHART))
     return out
+
+
+def _verification_section(found: VerificationSummary) -> Section:
+    ratios = found.time_ratios
+    total = found.seconds / found.plain_seconds if found.plain_seconds else None
+    return Section(
+        title=f"Verification: {found.name} against {found.plain}",
+        lines=[
+            "Time: each answer's seconds (verification included) over the plain answer's "
+            f"seconds on the same prompt: median {_number(_median(ratios))}x, "
+            f"min {_number(min(ratios) if ratios else None)}x, "
+            f"max {_number(max(ratios) if ratios else None)}x; all answers together "
+            f"{_number(total)}x.",
+            "The chosen fix was the plain answer's in "
+            f"{_percent(found.chose_the_draft, found.answers)} of answers.",
+        ],
+        headers=["verdict", "answers"],
+        rows=[[kind, str(count)] for kind, count in found.verdicts.most_common()],
+    )
 
 
 def _tests_section(summary: Summary) -> Section:

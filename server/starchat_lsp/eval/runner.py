@@ -16,10 +16,10 @@ from typing import Any
 
 from starchat_lsp import tasks
 from starchat_lsp.context import prompts
-from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
+from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings, StopReason
 from starchat_lsp.eval import records, sandbox
 from starchat_lsp.eval.answer_code import written_code
-from starchat_lsp.eval.candidates import verifies
+from starchat_lsp.eval.candidates import VERIFY, verifies
 from starchat_lsp.eval.prompt_sets import EvalPrompt, parse_prompt
 from starchat_lsp.verify import pipeline
 
@@ -123,10 +123,35 @@ class Answer:
     verification: dict[str, Any] | None = None
 
 
+def _replayed(record: dict[str, Any]) -> GenerationResult:
+    """A recorded plain answer as the generation it was."""
+    metrics = record.get("metrics") or {}
+    return GenerationResult(
+        text=str(record.get("answer") or ""),
+        stop_reason=StopReason(metrics.get("stop_reason", "eos")),
+        tokens_in=int(metrics.get("tokens_in") or 0),
+        tokens_out=int(metrics.get("tokens_out") or 0),
+        time_to_first_token_s=metrics.get("time_to_first_token_s"),
+        total_s=float(metrics.get("total_s") or 0.0),
+        reused_tokens=int(metrics.get("reused_tokens") or 0),
+    )
+
+
 def answer_prompt(
-    engine: Engine, prompt: EvalPrompt, settings: RunSettings, verify: bool = False
+    engine: Engine,
+    prompt: EvalPrompt,
+    settings: RunSettings,
+    verify: bool = False,
+    plain: dict[str, Any] | None = None,
 ) -> Answer:
-    """Ask as the editor asks: plain, or through the verification pipeline (bug feedback)."""
+    """Ask as the editor asks: plain, or through the verification pipeline (bug feedback).
+
+    With `plain` (the same model's plain record of this prompt), the pipeline starts from that
+    answer instead of generating its draft again: the comparison is then the same first answer
+    with and without verification, free of llama.cpp's cache-dependent numerics (a greedy answer
+    can differ with what the KV cache held before), and the time is the plain answer's plus the
+    verification's.
+    """
     generation = GenerationSettings(
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
@@ -139,23 +164,29 @@ def answer_prompt(
         kind = tasks.TaskKind.FEEDBACK
         prepared = tasks.prepare(kind, request, engine, max_new_tokens=settings.max_new_tokens)
         if verify:
+            draft = None if plain is None else _replayed(plain)
             verified = pipeline.run(
                 kind,
                 request,
                 engine,
                 prepared,
                 generation,
-                generate=lambda messages, s: engine.chat(messages, s).finish(),
+                generate=lambda messages, s: draft or engine.chat(messages, s).finish(),
+                explain=lambda messages, s: engine.chat(messages, s).finish(),
                 options=pipeline.VerifyOptions(limits=settings.limits),
             )
+            if plain is not None:
+                started -= float(plain.get("seconds") or 0.0)  # the draft's time counts
             outcome, result = verified.outcome, verified.draft_result
             summary = {
                 "verdict": verified.verdict,
                 "draft": verified.draft.answer,
+                "draft_from": None if plain is None else plain.get("candidate"),
                 "verified": verified.verified,
                 "chosen": verified.chosen,
                 "candidates": len(verified.candidates),
                 "evidence": [check.code for check in verified.evidence],
+                "generated_tests": [check.code for check in verified.generated],
                 "tokens_out": verified.tokens_out,
                 "tried": [  # every distinct fix, for reading how the choice was made
                     {
@@ -165,6 +196,7 @@ def answer_prompt(
                         "problems": c.assessment.problems,
                         "loads": c.assessment.loads,
                         "passed": len(c.assessment.passed),
+                        "generated_passed": c.assessment.generated_passed,
                     }
                     for c in verified.candidates
                 ],
@@ -213,8 +245,16 @@ def answer_all(
 ) -> None:
     """Answer, test and record each prompt in `todo`, appending each record when it is whole."""
     verify = verifies(candidate)
+    plain = {}
+    if verify:  # the same model's plain answers in this run: the drafts (see answer_prompt)
+        same = candidate.removesuffix(VERIFY)
+        plain = {
+            str(r.get("prompt_id")): r
+            for r in records.read_records(out / records.ANSWERS)
+            if r.get("candidate") == same
+        }
     for prompt in todo:
-        answer = answer_prompt(engine, prompt, settings, verify)
+        answer = answer_prompt(engine, prompt, settings, verify, plain.get(prompt.id))
         record = {
             "candidate": candidate,
             "model": engine.name,

@@ -83,6 +83,56 @@ class Summary:
     judgments: int
     unparsed: int
     prompts: int
+    verification: list[VerificationSummary] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class VerificationSummary:
+    """A `+verify` candidate against the plain candidate of the same model in the same run."""
+
+    name: str
+    plain: str
+    time_ratios: list[float] = field(default_factory=list)  # per prompt: its seconds / plain's
+    seconds: float = 0.0  # all its answers
+    plain_seconds: float = 0.0
+    verdicts: Counter[str] = field(default_factory=Counter)  # "verified", "not verified", ...
+    chose_the_draft: int = 0  # answers whose fix is the plain answer's
+    answers: int = 0
+
+
+def _verdict_kind(verdict: str) -> str:
+    for kind in ("verified", "partly verified", "checked", "not verified", "no fix passed"):
+        if verdict.startswith(kind):
+            return kind
+    return verdict.split(":")[0]
+
+
+def verification_summaries(
+    candidates: list[str], answers: list[dict[str, Any]]
+) -> list[VerificationSummary]:
+    """How verification changed time and what it said, for each `X+verify` run next to `X`."""
+    found = []
+    for name in candidates:
+        plain_name = name.removesuffix("+verify")
+        if plain_name == name or plain_name not in candidates:
+            continue
+        summary = VerificationSummary(name=name, plain=plain_name)
+        plain = {r.get("prompt_id"): r for r in answers if r.get("candidate") == plain_name}
+        for record in answers:
+            verification = record.get("verification")
+            if record.get("candidate") != name or not isinstance(verification, dict):
+                continue
+            summary.answers += 1
+            summary.verdicts[_verdict_kind(str(verification.get("verdict", "")))] += 1
+            summary.chose_the_draft += verification.get("chosen") == 0
+            before = plain.get(record.get("prompt_id"))
+            seconds = record.get("seconds")
+            if before and before.get("seconds") and isinstance(seconds, (int, float)):
+                summary.time_ratios.append(float(seconds) / float(before["seconds"]))
+                summary.seconds += float(seconds)
+                summary.plain_seconds += float(before["seconds"])
+        found.append(summary)
+    return found
 
 
 def categories(prompt: dict[str, Any]) -> list[str]:
@@ -171,6 +221,7 @@ def summarize(
         judgments=len(judgments),
         unparsed=unparsed,
         prompts=len(prompts),
+        verification=verification_summaries(candidates, answers),
     )
 
 

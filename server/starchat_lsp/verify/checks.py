@@ -32,6 +32,7 @@ class Assessment:
     loads: bool | None = None  # None: not run (not Python, or the original does not load)
     passed: list[Check] = field(default_factory=list)
     failed: list[tuple[Check, str]] = field(default_factory=list)  # with the sandbox's detail
+    generated_passed: int = 0  # of the tests the model wrote (verify.model_tests)
 
     @property
     def sound(self) -> bool:

@@ -220,7 +220,7 @@ def from_docstrings(code: str, names: list[str]) -> list[Check]:
             line for line in docstring.splitlines() if not line.lstrip().startswith(">>>")
         )
         checks += from_text(plain, names, "the docstring")
-    return [check for check in checks if _valid(check.code, names)]
+    return [check for check in checks if valid_check(check.code, names)]
 
 
 def _names(source: str) -> list[ast.AST]:
@@ -230,7 +230,7 @@ def _names(source: str) -> list[ast.AST]:
         return []
 
 
-def _valid(code: str, names: list[str]) -> bool:
+def valid_check(code: str, names: list[str]) -> bool:
     """It parses, it calls one of the functions, and it uses nothing else but builtins."""
     try:
         tree = ast.parse(code)
@@ -281,7 +281,7 @@ def from_workspace(workspace: Path, names: list[str]) -> list[Check]:
             continue
         for line, statement in _asserts(text):
             code = textwrap.dedent(statement)
-            if _valid(code, names):
+            if valid_check(code, names):
                 where = f"{_relative(path, workspace)}:{line + 1}"
                 checks.append(Check(code, where, "expects"))
     return checks

@@ -1,7 +1,9 @@
 """Verified feedback and fixes: one implementation for the CLI, the language server and the eval.
 
 1. The draft: the plain answer (greedy), streamed to the user as it comes.
-2. Evidence: checks from the user's note, the docstrings and the workspace tests (Python).
+2. Evidence: checks from the user's note, the docstrings and the workspace tests (Python);
+   when none says what the right result is, tests the model writes from the function's
+   contract (signature, docstring, note), which only order fixes (verify.model_tests).
 3. Candidates: the draft's fix plus fixes sampled at a temperature, within a time budget,
    duplicates (same syntax tree) counted as votes.
 4. Checks on each: static ones, then the evidence in the sandbox (never in this process).
@@ -30,7 +32,7 @@ from starchat_lsp.engine.base import (
     StopReason,
 )
 from starchat_lsp.eval import sandbox
-from starchat_lsp.verify import checks, evidence, ranking
+from starchat_lsp.verify import checks, evidence, model_tests, ranking
 from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
@@ -64,6 +66,7 @@ class Verified:
     draft: tasks.Outcome
     draft_result: GenerationResult
     evidence: list[Check]
+    generated: list[Check]  # tests the model wrote (only to order fixes)
     candidates: list[Candidate]
     chosen: int | None  # index of the chosen candidate
     verdict: str
@@ -94,6 +97,7 @@ class _Run:
     candidates: list[Candidate] = field(default_factory=list)
     tokens_out: int = 0
     fix_messages: list[ChatMessage] = field(default_factory=list)  # what the samples were asked
+    generated: list[Check] = field(default_factory=list)  # tests the model wrote
 
     @property
     def language(self) -> str | None:
@@ -144,7 +148,36 @@ class _Run:
                 found.passed.append(check)
             else:
                 found.failed.append((check, result.detail))
+        for check in self.generated:
+            if self.cancel.cancelled:
+                break
+            if checks.run_check(self.harness, outcome.new_text, check).status == "pass":
+                found.generated_passed += 1
         return found
+
+    def write_tests(self, settings: GenerationSettings, time_limit_s: float) -> None:
+        """Tests from the model, when the user's checks can't tell fixes apart (Python only)."""
+        if self.harness is None or self.cancel.cancelled:
+            return
+        if any(check.kind == "expects" for check in self.evidence):
+            return
+        names = evidence.function_names(self.prepared.context.code)
+        spec = model_tests.contract(self.prepared.context.code, names)
+        if spec is None:
+            return
+        self.on_stage(Stage("testing", "writing tests for the function"))
+        messages = prompts.build_test_writing_prompt(
+            spec, self.request.note, names[0], model_tests.MAX_TESTS - 2, self.system_prompt
+        )
+        asked = GenerationSettings(
+            max_new_tokens=min(settings.max_new_tokens, 256),
+            temperature=0.0,
+            time_limit_s=time_limit_s,
+        )
+        result = self.engine.chat(messages, asked, cancel=self.cancel).finish()
+        self.tokens_out += result.tokens_out
+        if result.stop_reason is not StopReason.CANCELLED:
+            self.generated = model_tests.parse(result.text, names)
 
     def add(self, outcome: tasks.Outcome) -> Candidate:
         key = ranking.fix_key(outcome, self.language)
@@ -240,6 +273,7 @@ def run(
             draft=draft,
             draft_result=draft_result,
             evidence=job.evidence,
+            generated=job.generated,
             candidates=job.candidates,
             chosen=None if chosen is None else chosen.index,
             verdict=verdict,
@@ -251,11 +285,13 @@ def run(
     if cancel.cancelled or draft_result.stop_reason is StopReason.CANCELLED:
         return finished(None, draft, "cancelled")
     job.gather_evidence()
+    budget = options.time_budget_s
+    if budget is None:
+        budget = max(1.5 * draft_result.total_s, 3.0)
+    if options.candidates > 1:
+        job.write_tests(settings, max(budget / 2, 1.0))
     first = job.add(draft)
     if not job.passes_all(first):
-        budget = options.time_budget_s
-        if budget is None:
-            budget = max(1.5 * draft_result.total_s, 3.0)
         job.sample(settings, budget)
     chosen = ranking.choose(job.candidates)
     verdict = ranking.verdict(
@@ -264,6 +300,7 @@ def run(
         runnable=job.harness is not None,
         why_not_run=job.why_not_run,
         reproduced=job.reproduced,
+        generated=len(job.generated),
     )
     on_stage(Stage("done", verdict))
     if chosen is None:

@@ -23,12 +23,14 @@ class Candidate:
     key: str | None  # its code, normalised: equal keys are the same fix
     votes: int = 1  # how many answers proposed this same fix
 
-    def rank(self) -> tuple[int, bool, int, int, int]:
-        """Checks passed, then sound, then how many answers agree, then a smaller diff, then
-        the likelier answer (the greedy draft before the samples, earlier samples first)."""
+    def rank(self) -> tuple[int, bool, int, int, int, int]:
+        """The user's checks passed, then sound, then the model's own tests passed, then how many
+        answers agree, then a smaller diff, then the likelier answer (the greedy draft before
+        the samples, earlier samples first)."""
         return (
             len(self.assessment.passed),
             self.assessment.sound,
+            self.assessment.generated_passed,
             self.votes,
             -self.assessment.changed_lines,
             -self.index,
@@ -72,6 +74,7 @@ def verdict(
     runnable: bool,
     why_not_run: str = "",
     reproduced: int = 0,
+    generated: int = 0,
 ) -> str:
     """How sure we are, in one line: what was checked and what was not."""
     if chosen is None:
@@ -80,10 +83,16 @@ def verdict(
         reason = why_not_run or "checks run only for Python"
         return f"not verified ({reason}); checked that the fix parses and keeps the names"
     if not evidence:
+        own = (
+            f"; it passes {chosen.assessment.generated_passed} of {generated} tests the model "
+            "wrote from the docstring and your note"
+            if generated
+            else ""
+        )
         return (
             "not verified: no examples found (give one in your note, such as "
             "`f(2) should return 4`, or add a doctest); checked that the fix parses, keeps "
-            "the names and parameters, and loads"
+            f"the names and parameters, and loads{own}"
         )
     passed = chosen.assessment.passed
     before = f"; {reproduced} of them failed before the fix" if reproduced else ""

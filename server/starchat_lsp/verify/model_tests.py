@@ -1,0 +1,52 @@
+"""Tests the model writes from the function's contract, to rank fixes when the user gave none.
+
+The model sees what the code is meant to do (the signature, the docstring, the user's message),
+not the buggy body, and writes `assert` statements with literal arguments and results (as
+CodeT does). They are weaker than the user's own examples, so they only order candidates that the
+user's checks cannot tell apart, and the verdict says whose tests they are. Nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from starchat_lsp.context import answers
+from starchat_lsp.verify.evidence import Check, valid_check
+
+SOURCE = "tests the model wrote"
+MAX_TESTS = 6
+
+
+def contract(code: str, names: list[str]) -> str | None:
+    """The selected functions without their bodies: signature and docstring; None if none."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return None
+    parts = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name not in names:
+            continue
+        docstring = ast.get_docstring(node)
+        head = ast.unparse(node).split("\n", 1)[0]  # "def f(a, b=1):" with decorators dropped
+        body = f'    """{docstring}"""\n    ...' if docstring else "    ..."
+        parts.append(f"{head}\n{body}")
+    return "\n\n".join(parts) or None
+
+
+def parse(answer: str, names: list[str]) -> list[Check]:
+    """The valid, distinct asserts of the answer's code blocks (at most MAX_TESTS)."""
+    found: dict[str, Check] = {}
+    for block in answers.code_blocks(answer) or []:
+        try:
+            tree = ast.parse(textwrap.dedent(block.code))
+        except SyntaxError:
+            continue
+        for statement in tree.body:
+            if not isinstance(statement, ast.Assert):
+                continue
+            code = ast.unparse(statement)
+            if valid_check(code, names):
+                found.setdefault(code, Check(code, SOURCE, "generated"))
+    return list(found.values())[:MAX_TESTS]
