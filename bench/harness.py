@@ -73,10 +73,17 @@ class Bench:
         return GenerationSettings(max_new_tokens=max_new_tokens or self.options.new_tokens)
 
     def server_options(self, max_new_tokens: int, **extra: Any) -> dict[str, Any]:
+        # The in-process baselines are transformers engines, and a feedback request is one
+        # generation: the server runs the same backend, without verification's extra answers.
         options: dict[str, Any] = {
-            "model": {"name": self.options.model, "dtype": self.options.dtype},
+            "model": {
+                "name": self.options.model,
+                "dtype": self.options.dtype,
+                "backend": "transformers",
+            },
             "generation": {"max_new_tokens": max_new_tokens},
             "completion": {"debounce_ms": 0},
+            "verify": {"enabled": False},
         }
         for key, value in extra.items():
             options.setdefault(key, {}).update(value)

@@ -170,14 +170,21 @@ def test_tests_the_model_writes_order_fixes_when_the_user_gave_none() -> None:
     assert not verified.verified  # the model's own tests are no proof
 
 
-def test_the_smaller_diff_wins_among_equals() -> None:
+def test_the_draft_then_the_smaller_diff_wins_among_equals() -> None:
     rewrite = "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n" + (
         "    return total / len(xs)\n"
     )
-    engine = ScriptedEngine([block(rewrite, "Line 3."), "No tests.", block(GOOD), "Explained."])
-    verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
-    assert [c.assessment.changed_lines for c in verified.candidates] == [4, 1]
-    assert verified.chosen == 1
+    engine = ScriptedEngine(
+        [block(rewrite, "Line 3."), "No tests.", block(rewrite.replace("total", "t")), block(GOOD)]
+    )
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
+    assert [c.assessment.changed_lines for c in verified.candidates] == [4, 4, 1]
+    assert verified.chosen == 0  # the greedy answer is the likelier one
+    engine = ScriptedEngine(
+        [block(CODE, "Line 3."), "No tests.", block(rewrite), block(GOOD), "Explained."]
+    )
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
+    assert verified.chosen == 2  # the draft changed nothing: the smaller of the two samples
 
 
 def test_parameters_are_kept_unless_the_user_asks() -> None:
