@@ -109,6 +109,24 @@ def test_feedback_json_on_the_tiny_model(buggy_file: Path, tiny_chatml_model: Pa
     assert answer["complete"] is False
     assert answer["answer"]
     assert answer["applied"] is False
+    assert answer["verification"]["verdict"]  # feedback checks its fix unless told not to
+    assert answer["verification"]["draft_answer"]
+
+
+def test_no_verify_gives_the_plain_answer_only(buggy_file: Path, tiny_chatml_model: Path) -> None:
+    args = ["--model", str(tiny_chatml_model), "--max-new-tokens", "12", "--json"]
+    result = run_cli("fix", str(buggy_file), *args, "--no-verify")
+    assert result.returncode == 0, result.stderr
+    assert "verification" not in json.loads(result.stdout)
+
+
+def test_the_checks_found_are_listed(buggy_file: Path, tiny_chatml_model: Path) -> None:
+    note = "total([1, 2, 3]) gives 3 instead of 6"
+    args = ["--model", str(tiny_chatml_model), "--max-new-tokens", "12", "--candidates", "2"]
+    result = run_cli("feedback", str(buggy_file), *args, "--note", note)
+    assert result.returncode == 0, result.stderr
+    assert "check (your message): assert total([1, 2, 3]) == 6" in result.stderr
+    assert "tried in" in result.stderr  # the verdict's line
 
 
 def test_apply_never_writes_a_cut_or_missing_fix(buggy_file: Path, tiny_chatml_model: Path) -> None:

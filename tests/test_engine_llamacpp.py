@@ -416,3 +416,26 @@ def test_a_damaged_gguf_says_pull_again(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="pull it again") as caught:
         LlamaCppEngine(str(broken), name="broken").load()
     assert "\n" not in str(caught.value)
+
+
+@needs_llama
+@pytest.mark.default_model  # the pulled smollm2-135m GGUF
+def test_out_of_memory_while_loading_says_choose_a_smaller_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import llama_cpp
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(llama_cpp, "Llama", no_memory)
+    path = ModelStore().resolve(MODEL).gguf_path
+    assert path is not None
+    engine = LlamaCppEngine(str(path), name=MODEL)
+    with pytest.raises(ModelLoadError, match="not enough memory to load") as caught:
+        engine.load()
+    assert "choose a smaller model" in str(caught.value) and "\n" not in str(caught.value)
+    monkeypatch.undo()
+    engine.load()  # the next try, with memory, loads
+    assert engine.context_window > 0
+    engine.close()

@@ -1,9 +1,11 @@
-"""The sandbox runs model code in a limited child process: it ends loops, hogs and network use."""
+"""The sandbox runs model code in a limited child process: it ends loops, hogs and network use,
+and keeps the code to its own folder."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +130,59 @@ def test_the_child_has_no_network_interfaces_but_loopback() -> None:
         "def double(x):\n"
         "    names = [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]]\n"
         "    assert names == ['lo'], names\n"
+        "    return 2 * x\n"
+    )
+    assert run_python_tests(code, TESTS, "double", QUICK).status == "pass"
+
+
+def test_reading_files_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    # A stand-in for ~/.ssh: the child's HOME is its own folder, so the path is given whole.
+    secret = tmp_path / ".ssh" / "id_ed25519"
+    secret.parent.mkdir()
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----")
+    for attempt in (
+        f"open({str(secret)!r}).read()",
+        f"__import__('os').listdir({str(secret.parent)!r})",
+        f"__import__('pathlib').Path({str(secret)!r}).read_bytes()",
+        f"__import__('io').open({str(secret)!r}, 'rb').read()",
+    ):
+        code = f"def double(x):\n    return 2 * x\nleak = {attempt}\n"
+        result = run_python_tests(code, TESTS, "double", QUICK)
+        assert result.status == "error", (attempt, result)
+        assert "blocked in the eval sandbox" in result.detail, result.detail
+        assert "PRIVATE KEY" not in result.detail
+
+
+def test_writing_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "planted.py"
+    code = f"def double(x):\n    return 2 * x\nopen({str(target)!r}, 'w').write('x')\n"
+    result = run_python_tests(code, TESTS, "double", QUICK)
+    assert result.status == "error" and "blocked in the eval sandbox" in result.detail
+    assert not target.exists()
+
+
+def test_filling_the_disk_stops_at_the_file_size_limit() -> None:
+    code = (
+        "def double(x):\n"
+        "    with open('fill.bin', 'wb') as f:\n"
+        "        for _ in range(1024):\n"
+        "            f.write(b'x' * 1024 * 1024)\n"  # 1 GB, were it allowed
+        "    return 2 * x\n"
+    )
+    result = run_python_tests(
+        code, TESTS, "double", Limits(time_s=10, memory_mb=256, output_kb=512)
+    )
+    assert result.status == "fail"
+    assert "File too large" in result.detail
+
+
+def test_the_standard_library_still_imports() -> None:
+    code = (
+        "import asyncio, collections, dataclasses, datetime, decimal, json, re, zoneinfo\n"
+        "import unicodedata, tempfile\n"
+        "def double(x):\n"
+        "    with tempfile.NamedTemporaryFile('w') as f:\n"  # TMPDIR is its own folder
+        "        f.write(json.dumps([x]))\n"
         "    return 2 * x\n"
     )
     assert run_python_tests(code, TESTS, "double", QUICK).status == "pass"

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,19 @@ def test_a_kill_during_the_write_leaves_the_old_file_whole(
     assert len(left) == 2 and left[0].startswith(".total.py.") and left[0].endswith(".tmp"), left
     assert left[1] == "total.py.orig" and (tmp_path / left[1]).read_text() == BUGGY
     print(f"\nkilled at os.{kill_at}: old file intact; left beside it: {left}")
+
+
+def test_the_next_apply_removes_what_a_killed_one_left(tmp_path: Path, fixing_model: Path) -> None:
+    target = tmp_path / "total.py"
+    target.write_text(BUGGY)
+    assert apply_fix(target, fixing_model, "replace").returncode == -signal.SIGKILL
+    (stale,) = tmp_path.glob(".total.py.*.tmp")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    running = tmp_path / ".total.py.abcdefgh.tmp"  # as if another write were under way now
+    running.write_text("")
+    result = apply_fix(target, fixing_model, "none")
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == FIXED
+    assert not stale.exists()
+    assert running.exists()  # a fresh one may be another write's: left alone

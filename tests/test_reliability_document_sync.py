@@ -4,7 +4,7 @@ server's text equals the editor's, and its tree-sitter tree equals a fresh parse
 The server runs in this process (its protocol fed decoded messages, replies to a buffer) so the
 test can read its copy of the document after every edit; the messages take the same path as
 over stdio from `handle_message` on. Positions are UTF-16, as editors send them, with emoji,
-accents and several changes in one notification.
+accents, Windows line ends (CRLF) and several changes in one notification.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from test_document_trees import client_position, shape
 EDITS = int(os.environ.get("STARCHAT_SYNC_EDITS", "1000"))
 EDITS_PER_EXAMPLE = 20
 URI = "file:///sync/edited.py"
+# Windows line ends too: "\r\n" is one line break; an edit never starts or ends inside one
+# (an editor's positions are on characters, and a CRLF is one end of line to it).
 PIECES = ["def f(x):\n", "    return x\n", "é", "😀", "\n", "(", ")", " ", "'", "# ", "x"]
+PIECES += ["def g(y):\r\n", "\r\n"]
 edits_done = 0
 
 
@@ -51,9 +54,13 @@ def send(server: StarchatServer, method: str, params: Any, msg_id: int | None = 
 @st.composite
 def one_change(draw: st.DrawFn, text: str) -> tuple[int, int, str]:
     """A replacement of text[start:end] (code points) by a few pieces."""
-    start = draw(st.integers(0, len(text)))
-    end = draw(st.integers(start, min(len(text), start + 40)))
+    start = _outside_crlf(text, draw(st.integers(0, len(text))))
+    end = _outside_crlf(text, draw(st.integers(start, min(len(text), start + 40))))
     return start, end, "".join(draw(st.lists(st.sampled_from(PIECES), max_size=4)))
+
+
+def _outside_crlf(text: str, index: int) -> int:
+    return index + 1 if 0 < index < len(text) and text[index - 1 : index + 1] == "\r\n" else index
 
 
 @settings(

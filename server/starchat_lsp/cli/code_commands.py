@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from rich.markup import escape
+
 from starchat_lsp import tasks
 from starchat_lsp.cli import terminal, verified_fix
 from starchat_lsp.cli.errors import UserError
@@ -172,7 +174,7 @@ def _report(kind: tasks.TaskKind, outcome: tasks.Outcome) -> None:
     terminal.stderr.print("[bold]proposed fix:[/bold]")
     terminal.print_diff(outcome.diff)
     for problem in outcome.problems:
-        terminal.stderr.print(f"[yellow]warning:[/yellow] {problem}")
+        terminal.stderr.print(f"[yellow]warning:[/yellow] {escape(problem)}")
 
 
 def _apply(args: argparse.Namespace, path: Any, outcome: tasks.Outcome) -> bool:

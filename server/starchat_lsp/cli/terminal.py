@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -62,8 +64,27 @@ def print_diff(diff: str, out: TextIO = sys.stdout) -> None:
         out.write(f"{colour}{line.rstrip(chr(10))}\033[0m\n" if colour else line)
 
 
+# A temporary file of ours older than this was left by a write that was killed, not one running.
+STALE_TEMPORARY_S = 60.0
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the `.NAME.XXXXXXXX.tmp` files an earlier, killed write of `path` left behind."""
+    removed = []
+    now = time.time()
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.????????.tmp"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_TEMPORARY_S:
+                leftover.unlink()
+                removed.append(leftover)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
 def write_atomically(path: Path, text: str, *, backup: bool = True) -> Path | None:
     """Replace `path` in one step (a crash leaves the old file whole); returns the backup path."""
+    remove_stale_temporaries(path)
     data = text.encode("utf-8")
     mode = path.stat().st_mode & 0o7777
     backup_path = None

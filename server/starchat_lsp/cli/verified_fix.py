@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.markup import escape
+
 from starchat_lsp import tasks
 from starchat_lsp.cli import terminal
 from starchat_lsp.cli.errors import UserError
@@ -116,10 +118,16 @@ def run(
 
 def report(verified: Verified) -> None:
     sys.stdout.flush()
+    for check in verified.evidence:  # what we found to check, and where
+        terminal.stderr.print(f"[bold]check[/bold] ({check.source}): {escape(check.code)}")
+    if verified.generated:
+        terminal.stderr.print(
+            f"[dim]{len(verified.generated)} tests the model wrote ordered the fixes[/dim]"
+        )
     colour = "green" if verified.verified else "yellow"
     tried = len(verified.candidates)
     terminal.stderr.print(
-        f"[{colour}]{verified.verdict}[/{colour}] "
+        f"[{colour}]{escape(verified.verdict)}[/{colour}] "
         f"[dim]({tried} distinct fix{'es' if tried != 1 else ''} tried in "
         f"{verified.seconds:.1f} s)[/dim]"
     )

@@ -156,6 +156,11 @@ class LlamaCppEngine:
                     n_gpu_layers=0,
                     verbose=False,
                 )
+            except MemoryError as error:
+                raise ModelLoadError(
+                    f"not enough memory to load {self._name} with llama.cpp: choose a smaller "
+                    "model (`starchat-lsp models list`) or a smaller context (model.context_size)"
+                ) from error
             except Exception as error:  # llama.cpp says only "Failed to load model from file"
                 raise ModelLoadError(
                     f"llama.cpp could not load {self._path} ({error}): the file may be damaged "

@@ -2,8 +2,10 @@
 
 The child gets a fresh temporary folder, a wall-clock and CPU time limit, a memory limit, a cap on
 file sizes, no network (its own empty network namespace when `unshare -rn` works, and always an
-audit hook that refuses sockets and new processes), and its own process group so that everything
-it starts dies with it. Model output never runs in the harness's own process.
+audit hook that refuses sockets and new processes), no files outside its folder but Python's own
+and the system's shared data (the same hook: reading ~/.ssh or the workspace is refused, writing
+anywhere else too), and its own process group so that everything it starts dies with it. Model
+output never runs in the harness's own process.
 """
 
 from __future__ import annotations
@@ -42,11 +44,51 @@ os.remove("marker.txt")  # not a file the code under test can simply read to fak
 _REFUSED = ("socket.", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
             "os.fork", "os.forkpty", "pty.spawn", "ctypes.dlopen")
 
+# Files: write only in the temporary folder; read there, in Python's own installation (imports),
+# and in the system's shared data (time zones). Nothing else: not ~/.ssh, not the workspace.
+_WORK = os.path.realpath(os.getcwd())
+_SYSTEM = ("/usr/lib", "/usr/share", "/proc", "/dev/null", "/dev/urandom", "/dev/random",
+           "/etc/localtime")
+_READABLE = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                   *[p for p in sys.path if p])} | set(_SYSTEM))
+_checking = []
+
+def _inside(path, roots):
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+def _allowed(path, writing):
+    if isinstance(path, int) or _checking:
+        return True
+    _checking.append(1)
+    try:
+        path = os.fsdecode(path)
+        real = os.path.realpath(os.path.join(_WORK, path))
+    finally:
+        _checking.pop()
+    if _inside(real, (_WORK, "/dev/null")):
+        return True
+    return not writing and _inside(real, _READABLE)
+
+def _writing(mode, flags):
+    if isinstance(mode, str):
+        return any(c in mode for c in "wax+")
+    return bool((flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC))
+
+_PATH_EVENTS = ("os.listdir", "os.scandir", "os.remove", "os.rename", "os.rmdir", "os.mkdir",
+                "os.chmod", "os.chown", "os.symlink", "os.link", "os.truncate", "shutil.rmtree")
+
 def _audit(event, args):
     if event == "socket.__new__" and args[1] == 1:
         return  # AF_UNIX: asyncio's event loop wakes itself through a local socket pair
     if event.startswith(_REFUSED):
         raise PermissionError(f"blocked in the eval sandbox: {event}")
+    if event == "open" and args and args[0] is not None:
+        writing = _writing(args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else 0)
+        if not _allowed(args[0], writing):
+            raise PermissionError(f"blocked in the eval sandbox: open {args[0]!r}")
+    elif event in _PATH_EVENTS and args and args[0] is not None:
+        if not _allowed(args[0], event not in ("os.listdir", "os.scandir")):
+            raise PermissionError(f"blocked in the eval sandbox: {event} {args[0]!r}")
 
 sys.addaudithook(_audit)
 
