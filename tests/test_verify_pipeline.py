@@ -6,7 +6,6 @@ sampling and cancellation. Candidate code runs only in the sandbox's child proce
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -207,13 +206,17 @@ def test_a_fix_that_does_not_load_loses(tmp_path: Path) -> None:
     assert verified.chosen == 1
 
 
-def test_candidate_code_runs_only_in_a_sandboxed_child(tmp_path: Path) -> None:
-    marker = tmp_path / "ran-in"
-    telltale = f"open({str(marker)!r}, 'w').write(str(__import__('os').getpid()))\n"
-    engine = ScriptedEngine([block(GOOD + telltale, "Line 3.")])
-    verified = verify(engine, request(), VerifyOptions(candidates=1))
-    assert verified.chosen == 0 and verified.verified
-    assert int(marker.read_text()) != os.getpid()  # it ran, in another process
+def test_candidate_code_runs_only_in_the_sandbox(tmp_path: Path) -> None:
+    marker = tmp_path / "written"
+    escapes = GOOD + f"open({str(marker)!r}, 'w').write('x')\n"  # outside its folder
+    exits = GOOD + "__import__('os')._exit(3)\n"  # would end this very process if run here
+    engine = ScriptedEngine(
+        [block(escapes, "Line 3."), block(exits), block(GOOD), "It divided by len + 1."]
+    )
+    verified = verify(engine, request())
+    assert not marker.exists()  # refused by the sandbox, and never run in this process
+    assert [c.assessment.loads for c in verified.candidates] == [False, False, True]
+    assert verified.chosen == 2 and verified.verified  # and this process is here to say so
 
 
 def test_not_python_gets_static_checks_only() -> None:

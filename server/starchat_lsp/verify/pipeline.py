@@ -81,7 +81,6 @@ def _no_stage(stage: Stage) -> None:
 
 @dataclass
 class _Run:
-    kind: tasks.TaskKind
     request: tasks.CodeRequest
     prepared: tasks.Prepared
     engine: Engine
@@ -161,23 +160,18 @@ class _Run:
             return
         if any(check.kind == "expects" for check in self.evidence):
             return
-        names = evidence.function_names(self.prepared.context.code)
-        spec = model_tests.contract(self.prepared.context.code, names)
-        if spec is None:
-            return
         self.on_stage(Stage("testing", "writing tests for the function"))
-        messages = prompts.build_test_writing_prompt(
-            spec, self.request.note, names[0], model_tests.MAX_TESTS - 2, self.system_prompt
+        self.generated, tokens = model_tests.write(
+            self.engine,
+            self.prepared.context.code,
+            self.request.note,
+            GenerationSettings(
+                max_new_tokens=min(settings.max_new_tokens, 256), time_limit_s=time_limit_s
+            ),
+            self.cancel,
+            self.system_prompt,
         )
-        asked = GenerationSettings(
-            max_new_tokens=min(settings.max_new_tokens, 256),
-            temperature=0.0,
-            time_limit_s=time_limit_s,
-        )
-        result = self.engine.chat(messages, asked, cancel=self.cancel).finish()
-        self.tokens_out += result.tokens_out
-        if result.stop_reason is not StopReason.CANCELLED:
-            self.generated = model_tests.parse(result.text, names)
+        self.tokens_out += tokens
 
     def add(self, outcome: tasks.Outcome) -> Candidate:
         key = ranking.fix_key(outcome, self.language)
@@ -263,7 +257,7 @@ def run(
     started = time.monotonic()
     draft_result = generate(prepared.messages, settings)
     draft = tasks.conclude(kind, request, prepared, draft_result)
-    job = _Run(kind, request, prepared, engine, options, cancel, on_stage)
+    job = _Run(request, prepared, engine, options, cancel, on_stage)
     job.system_prompt = system_prompt
     job.tokens_out = draft_result.tokens_out
 
