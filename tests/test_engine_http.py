@@ -32,6 +32,7 @@ from starchat_lsp.engine.base import (
 from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.factory import EngineSettings, HttpEngineSettings, create_engine
 from starchat_lsp.engine.http_engine import HttpEngine, estimate_tokens, render_starchat
+from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from test_server import CONFIG, URI, open_buggy, request, start, whole
 
 KEY_ENV = "STARCHAT_TEST_HTTP_KEY"
@@ -262,7 +263,7 @@ def test_factory_builds_it_and_load_finds_the_served_model(fault: FaultServer) -
     engine = create_engine(
         EngineSettings(backend="http", http=HttpEngineSettings(endpoint=fault.url))
     )
-    assert isinstance(engine, HttpEngine) and engine.name == "smollm2-135m"
+    assert isinstance(engine, HttpEngine) and engine.name == DEFAULT_MODEL
     progress: list[str] = []
     engine.load(progress.append)
     engine.load()  # once only

@@ -147,15 +147,21 @@ class LlamaCppEngine:
             if progress:
                 progress(f"Loading {self._path.name} with llama.cpp")
             threads = self._threads or _cores()
+            _route_llama_log()
             try:
+                # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
+                # /dev/null while the model loads: a language server's replies written to
+                # stdout meanwhile were lost (editors waited forever). Its log goes through
+                # _route_llama_log instead; its Python-side prints go to stderr.
                 llama = llama_cpp.Llama(
                     model_path=str(self._path),
                     n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
                     n_threads=threads,
                     n_threads_batch=threads,
                     n_gpu_layers=0,
-                    verbose=False,
+                    verbose=True,
                 )
+                llama.verbose = False  # no timing prints per request
             except MemoryError as error:
                 raise ModelLoadError(
                     f"not enough memory to load {self._name} with llama.cpp: choose a smaller "
@@ -483,6 +489,26 @@ class LlamaCppEngine:
             reused_tokens=run.reused_tokens,
             error=None if error is None else f"{type(error).__name__}: {error}",
         )
+
+
+@functools.cache
+def _route_llama_log() -> None:
+    """llama.cpp's own log into ours, errors only (its loading chatter is not worth a line)."""
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if level == _GGML_LOG_LEVEL_ERROR:
+            log.warning("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACKS.append(callback)  # llama.cpp keeps a pointer: the object must live on
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_GGML_LOG_LEVEL_ERROR = 3
+_LOG_CALLBACKS: list[Any] = []
 
 
 def _shared_prefix(llama: Any, tokens: list[int]) -> int:
