@@ -120,6 +120,29 @@ def test_no_verify_gives_the_plain_answer_only(buggy_file: Path, tiny_chatml_mod
     assert "verification" not in json.loads(result.stdout)
 
 
+def test_tests_in_the_project_become_checks(tmp_path: Path, tiny_chatml_model: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    source = project / "src" / "total.py"
+    source.write_text(BUGGY)
+    (project / "tests" / "test_total.py").write_text(
+        "from total import total\n\n\ndef test_total():\n    assert total([1, 2, 3]) == 6\n"
+    )
+    args = ["--model", str(tiny_chatml_model), "--max-new-tokens", "12", "--candidates", "1"]
+    result = run_cli("fix", str(source), *args, "--json")
+    assert result.returncode == 0, result.stderr
+    evidence = json.loads(result.stdout)["verification"]["evidence"]
+    assert evidence == [
+        {
+            "code": "assert total([1, 2, 3]) == 6",
+            "source": "tests/test_total.py:5",
+            "kind": "expects",
+        }
+    ]
+
+
 def test_the_checks_found_are_listed(buggy_file: Path, tiny_chatml_model: Path) -> None:
     note = "total([1, 2, 3]) gives 3 instead of 6"
     args = ["--model", str(tiny_chatml_model), "--max-new-tokens", "12", "--candidates", "2"]
