@@ -27,6 +27,18 @@ def feedback_params(token: str) -> dict[str, Any]:
     }
 
 
+async def fix_until_sampling(
+    client: StarchatTestClient, token: str, msg_id: str
+) -> asyncio.Future[Any]:
+    """Send a starchat/fix; return once its draft is done and fixes are being sampled."""
+    pending = asyncio.ensure_future(request(client, "starchat/fix", feedback_params(token), msg_id))
+    deadline = time.monotonic() + 120
+    while not any(s["stage"] == "sampling" for s in client.stages):
+        assert time.monotonic() < deadline, client.stages
+        await asyncio.sleep(0.01)
+    return pending
+
+
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: StarchatTestClient, tiny_chatml_model: Path) -> Any:
     options = tiny_options(tiny_chatml_model)
@@ -91,13 +103,7 @@ async def test_cancel_during_verification_stops_it_and_frees_the_model(
     long_client: StarchatTestClient,
 ) -> None:
     client = long_client
-    pending = asyncio.ensure_future(
-        request(client, "starchat/fix", feedback_params("c1"), "verify-long")
-    )
-    deadline = time.monotonic() + 120
-    while not any(s["stage"] == "sampling" for s in client.stages):
-        assert time.monotonic() < deadline, client.stages
-        await asyncio.sleep(0.01)
+    pending = await fix_until_sampling(client, "c1", "verify-long")
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="verify-long"))
     cancelled_at = time.monotonic()
     with pytest.raises(JsonRpcException) as caught:
@@ -120,13 +126,7 @@ async def test_an_edit_during_verification_stops_it_and_gives_content_modified(
     long_client: StarchatTestClient,
 ) -> None:
     client = long_client
-    pending = asyncio.ensure_future(
-        request(client, "starchat/fix", feedback_params("e1"), "verify-edit")
-    )
-    deadline = time.monotonic() + 120
-    while not any(s["stage"] == "sampling" for s in client.stages):
-        assert time.monotonic() < deadline, client.stages
-        await asyncio.sleep(0.01)
+    pending = await fix_until_sampling(client, "e1", "verify-edit")
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),

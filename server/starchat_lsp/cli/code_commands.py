@@ -11,13 +11,13 @@ from rich.markup import escape
 
 from starchat_lsp import tasks
 from starchat_lsp.cli import terminal, verified_fix
+from starchat_lsp.cli.engine_options import add_engine_options
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.cli.targets import parse_target, read_source, zero_based_range
 from starchat_lsp.context import answers, prompts, syntax
 from starchat_lsp.context.budget import ContextTooSmallError
 from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
 from starchat_lsp.engine.factory import EngineSettings, create_engine
-from starchat_lsp.engine.loading import DEVICES, DTYPES
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
 HELP = {
@@ -33,14 +33,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODEL,
         help=f"catalogue name, model folder or hub id (default: {DEFAULT_MODEL})",
     )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "transformers", "llamacpp"),
-        help="auto (default): llama.cpp for a pulled model on a CPU (fast), else transformers",
+    add_engine_options(
+        parser, "auto (default): llama.cpp for a pulled model on a CPU (fast), else transformers"
     )
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--max-new-tokens", type=int, default=512, metavar="N")
     parser.add_argument(
         "--temperature",

@@ -19,10 +19,10 @@ from rich.progress import (
 )
 
 from starchat_lsp.cli import terminal
+from starchat_lsp.cli.engine_options import add_engine_options
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.engine.base import Engine, GenerationSettings
 from starchat_lsp.engine.factory import create_engine
-from starchat_lsp.engine.loading import DEVICES, DTYPES
 from starchat_lsp.eval import judge, runner, sandbox
 from starchat_lsp.eval.candidates import CandidateError, engine_settings, label
 from starchat_lsp.eval.prompt_sets import (
@@ -112,15 +112,11 @@ def register(subparsers: Any) -> None:
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "transformers", "llamacpp"),
-        help="for models without @BACKEND: auto (default: llama.cpp for a pulled model on a "
-        "CPU, else transformers), transformers or llamacpp",
+    add_engine_options(
+        parser,
+        "for models without @BACKEND: auto (default: llama.cpp for a pulled model on a CPU, "
+        "else transformers), transformers or llamacpp",
     )
-    parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument(
         "--threads",
         type=int,

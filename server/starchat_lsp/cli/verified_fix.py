@@ -82,15 +82,13 @@ def run(
     out: TextIO | None,
 ) -> Verified:
     flag = CancelFlag()
-    explained = [False]
 
     def draft(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
         return terminal.stream_text(engine.chat(messages, generation, cancel=flag), out)
 
     def explain(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
-        if out is not None and not explained[0]:
+        if out is not None:  # the pipeline explains at most once, after the draft
             out.write("\n--- checked fix ---\n")
-        explained[0] = True
         return draft(messages, generation)
 
     def stage(step: Stage) -> None:

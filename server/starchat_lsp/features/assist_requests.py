@@ -85,9 +85,15 @@ def _uri(params: dict[str, Any]) -> str:
     return str(_field(document, "uri", str))
 
 
-def _streamer(server: StarchatServer, params: Any) -> Callable[[str], None] | None:
+def _partial_token(params: Any) -> str | int | None:
+    """The request's partialResultToken, when it has a usable one."""
     token = params.get("partialResultToken") if isinstance(params, dict) else None
-    if not isinstance(token, (str, int)) or isinstance(token, bool):
+    return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+
+
+def _streamer(server: StarchatServer, params: Any) -> Callable[[str], None] | None:
+    token = _partial_token(params)
+    if token is None:
         return None
     return lambda text: server.protocol.notify(
         types.PROGRESS, types.ProgressParams(token=token, value={"text": text})
@@ -98,8 +104,7 @@ def _stages(
     server: StarchatServer, params: dict[str, Any], uri: str
 ) -> Callable[[pipeline.Stage], None]:
     """Verification steps as `starchat/progress` notifications (see docs/protocol.md)."""
-    token = params.get("partialResultToken")
-    token = token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+    token = _partial_token(params)
     return lambda stage: server.protocol.notify(
         PROGRESS,
         {"token": token, "uri": uri, "stage": stage.name, "message": stage.message},

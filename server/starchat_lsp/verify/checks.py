@@ -100,10 +100,10 @@ def find_harness(
     detail = ""
     for build in (lambda text: text, selection):
         harness = Harness(build, entry, limits)
-        result = sandbox.run_python_tests(build(request.text), "", entry, limits)
-        if result.status == "pass":
+        loaded, why = loads(harness, request.text)
+        if loaded:
             return harness, ""
-        detail = detail or result.detail
+        detail = detail or why
     return None, detail
 
 
@@ -111,12 +111,15 @@ def _lines(text: str) -> int:
     return len(text.split("\n"))
 
 
+def _run(harness: Harness, text: str, tests: str) -> sandbox.CheckResult:
+    """This version of the document, then `tests`, in the sandbox."""
+    return sandbox.run_python_tests(harness.build(text), tests, harness.entry_point, harness.limits)
+
+
 def run_check(harness: Harness, text: str, check: Check) -> sandbox.CheckResult:
-    return sandbox.run_python_tests(
-        harness.build(text), check.code, harness.entry_point, harness.limits
-    )
+    return _run(harness, text, check.code)
 
 
 def loads(harness: Harness, text: str) -> tuple[bool, str]:
-    result = sandbox.run_python_tests(harness.build(text), "", harness.entry_point, harness.limits)
+    result = _run(harness, text, "")
     return result.status == "pass", result.detail

@@ -54,6 +54,12 @@ class Check:
         return "your tests"
 
 
+def says_what_is_right(checks: list[Check]) -> bool:
+    """Whether one of the checks gives the right result ("f(2) == 4"), not only what is wrong
+    ("f(2) != 5") or that it must run: only such checks can verify a fix or end the search."""
+    return any(check.kind == "expects" for check in checks)
+
+
 def function_names(code: str) -> list[str]:
     """The functions (and classes) defined in the selected Python code, outermost first."""
     return [d.name for d in syntax.definitions(code, "python") if d.name]

@@ -158,7 +158,7 @@ class _Run:
         """Tests from the model, when the user's checks can't tell fixes apart (Python only)."""
         if self.harness is None or self.cancel.cancelled:
             return
-        if any(check.kind == "expects" for check in self.evidence):
+        if evidence.says_what_is_right(self.evidence):
             return
         self.on_stage(Stage("testing", "writing tests for the function"))
         self.generated, tokens = model_tests.write(
@@ -192,8 +192,8 @@ class _Run:
         "No longer gives X" or "no longer crashes" alone is too weak to stop looking or to
         call a fix verified.
         """
-        strong = any(check.kind == "expects" for check in self.evidence)
-        return strong and len(candidate.assessment.passed) == len(self.evidence)
+        passed_all = len(candidate.assessment.passed) == len(self.evidence)
+        return passed_all and evidence.says_what_is_right(self.evidence)
 
     def sample(self, settings: GenerationSettings, budget_s: float) -> None:
         """Sampled fixes until enough distinct ones, the budget is spent, or one passes all."""
@@ -320,6 +320,6 @@ def run(
 
 def _refused(draft: tasks.Outcome, verdict: str) -> tasks.Outcome:
     """The draft's answer, its fix marked as not to apply (it failed the checks)."""
-    if draft.new_text is None or not draft.diff or verdict in draft.problems:
+    if draft.new_text is None or not draft.diff:
         return draft
     return dataclasses.replace(draft, problems=[*draft.problems, verdict])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starchat_lsp import tasks
 from starchat_lsp.verify.checks import Assessment
-from starchat_lsp.verify.evidence import Check
+from starchat_lsp.verify.evidence import Check, says_what_is_right
 
 
 @dataclass(kw_only=True)
@@ -102,7 +102,7 @@ def verdict(
     passed = chosen.assessment.passed
     before = f"; {reproduced} of them failed before the fix" if reproduced else ""
     if len(passed) == len(evidence):
-        if not any(check.kind == "expects" for check in evidence):
+        if not says_what_is_right(evidence):
             # "no longer gives X", "no longer crashes": better, not shown right
             return (
                 f"checked: passes {_count(evidence)}, which says what is wrong, not what is right"
