@@ -15,11 +15,25 @@ SMALL_MODEL ?= smollm2-135m
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# pip builds llama.cpp from source with -march=native. On an Intel CPU with AMX that compiles in
+# ggml's AMX path, which crashes (SIGSEGV in ggml_backend_amx_mul_mat) on Q4_K weights: on x86-64
+# the AMX instructions are turned off, which keeps the AVX-512/AVX2 weight repacking and its speed
+# (docs/benchmarks.md). Set LLAMA_CMAKE_ARGS to build it your own way.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-int8 -mno-amx-tile -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-int8 -mno-amx-tile -mno-amx-bf16'
+endif
+
 # torch is pinned here, before the package: an unpinned torch pulls a CUDA build of several GB.
+# llama-cpp-python comes first, without pip's wheel cache (a wheel built earlier with other flags
+# would be reused), and the build is checked: an AMX path compiled in is rebuilt, never kept.
 $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) server/starchat_lsp/engine/llamacpp_build.py --ok || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PY) -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "llama-cpp-python[server]>=0.3,<0.4"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) server/starchat_lsp/engine/llamacpp_build.py --ok
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

@@ -41,6 +41,7 @@ class RawLspClient:
         self.partial: dict[Any, list[tuple[float, Any]]] = {}  # token -> [(arrived, value)]
         self.notifications: list[dict[str, Any]] = []
         self.notification_times: list[float] = []  # when each of `notifications` arrived
+        self.server_requests: list[dict[str, Any]] = []  # e.g. workspace/applyEdit
         self.closed = False
         threading.Thread(target=self._read_frames, daemon=True).start()
 
@@ -73,6 +74,8 @@ class RawLspClient:
     def _file(self, message: dict[str, Any], arrived: float) -> None:
         method = message.get("method")
         if method is not None and "id" in message:  # a request from the server
+            with self._changed:
+                self.server_requests.append(message)
             self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
             return
         with self._changed:
@@ -181,11 +184,20 @@ def whole_lines(first: int, end: int) -> dict[str, Any]:
     return {"start": {"line": first, "character": 0}, "end": {"line": end, "character": 0}}
 
 
-def start_stdio_server(stderr_path: Path) -> tuple[subprocess.Popen[bytes], RawLspClient]:
-    """The real server process on stdio, its stderr to a file; the caller ends it."""
+def start_stdio_server(
+    stderr_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], RawLspClient]:
+    """The real server process on stdio, its stderr to a file; the caller ends it.
+
+    `env` adds to this process's environment (the fault-injection variables, for example).
+    """
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            SERVER,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=None if env is None else {**os.environ, **env},
         )
     assert proc.stdin is not None and proc.stdout is not None
     stdin = proc.stdin

@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 
 from starchat_lsp.engine.base import CancelFlag, Engine
 from starchat_lsp.engine.errors import EngineError
-from starchat_lsp.engine.factory import EngineSettings, create_engine
+from starchat_lsp.engine.factory import EngineSettings, open_engine
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,20 @@ class LoadListener(Protocol):
     def end(self, message: str, error: bool) -> None: ...
 
 
+def open_in_worker(settings: EngineSettings, notify: Callable[[str], None]) -> Engine:
+    """The server's engines: a local model in a worker process that restarts once, then falls
+    back (auto backend); `notify` tells the user of a fallback."""
+    return open_engine(settings, notify=notify, restarts=1)
+
+
 class ModelHost:
-    def __init__(self, create: Callable[[EngineSettings], Engine] = create_engine) -> None:
+    def __init__(
+        self,
+        create: Callable[[EngineSettings, Callable[[str], None]], Engine] = open_in_worker,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self._create = create
+        self._notify = notify or (lambda _message: None)
         self._settings: EngineSettings | None = None
         self._engine: Engine | None = None
         self._loading: asyncio.Task[Engine] | None = None
@@ -77,10 +88,13 @@ class ModelHost:
         def report(message: str) -> None:  # called on the loading thread
             loop.call_soon_threadsafe(listener.report, message)
 
+        def notify(message: str) -> None:  # called on whichever thread saw the crash
+            loop.call_soon_threadsafe(self._notify, message)
+
         def build() -> Engine:
             if previous is not None:
                 previous.close()
-            engine = self._create(settings)
+            engine = self._create(settings, notify)
             engine.load(report)
             return engine
 
@@ -152,6 +166,12 @@ class ModelHost:
         finally:
             with self._active_lock:
                 self._active -= 1
+
+    @property
+    def health(self) -> dict[str, object] | None:
+        """The model worker's health (backend, crashes) where the engine has one."""
+        health = getattr(self._engine, "health", None)
+        return dict(health) if isinstance(health, dict) else None
 
     def close(self) -> None:
         if self._engine is not None:

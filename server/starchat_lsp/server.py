@@ -30,7 +30,7 @@ class StarchatServer(LanguageServer):
             protocol_cls=StarchatProtocol,
         )
         self.settings = Settings()
-        self.host = ModelHost()
+        self.host = ModelHost(notify=lambda message: self.tell(message, types.MessageType.Warning))
         self.initialization_options: object = None
         self.feedback_diagnostics: dict[str, list[types.Diagnostic]] = {}
         self.trees = DocumentTrees()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -17,7 +19,8 @@ from starchat_lsp.cli.targets import parse_target, read_source, zero_based_range
 from starchat_lsp.context import answers, prompts, syntax
 from starchat_lsp.context.budget import ContextTooSmallError
 from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
-from starchat_lsp.engine.factory import EngineSettings, create_engine
+from starchat_lsp.engine.errors import ModelCrashedError
+from starchat_lsp.engine.factory import EngineSettings, open_engine
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
 HELP = {
@@ -84,11 +87,37 @@ def _settings(args: argparse.Namespace) -> GenerationSettings:
 
 
 def _engine(args: argparse.Namespace) -> Engine:
-    engine = create_engine(
-        EngineSettings(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    """The model in its own worker process; a crash there falls back at once (`auto`)."""
+    engine = open_engine(
+        EngineSettings(
+            model=args.model, backend=args.backend, device=args.device, dtype=args.dtype
+        ),
+        notify=lambda message: terminal.stderr.print(f"[yellow]{escape(message)}[/yellow]"),
+        restarts=0,
     )
-    terminal.load_engine(engine)
+    try:
+        terminal.load_engine(engine)
+    except BaseException:
+        engine.close()
+        raise
     return engine
+
+
+def _answering(engine: Engine, work: Callable[[], int]) -> int:
+    """Run `work`; when the model runtime crashes and another backend takes over, once more.
+
+    The crash was told on stderr as it happened (one line); the answer comes from the fallback.
+    Without one the error leaves as it is: one line and a non-zero exit.
+    """
+    try:
+        try:
+            return work()
+        except ModelCrashedError as crash:
+            if crash.fallback is None:
+                raise
+            return work()
+    finally:
+        engine.close()
 
 
 def _stats(engine: Engine, result: GenerationResult) -> None:
@@ -120,6 +149,19 @@ def run_code_task(args: argparse.Namespace) -> int:
         note=args.note,
     )
     engine = _engine(args)
+    return _answering(
+        engine, lambda: _code_task(args, kind, settings, target.path, request, engine)
+    )
+
+
+def _code_task(
+    args: argparse.Namespace,
+    kind: tasks.TaskKind,
+    settings: GenerationSettings,
+    path: Path,
+    request: tasks.CodeRequest,
+    engine: Engine,
+) -> int:
     try:
         prepared = tasks.prepare(
             kind,
@@ -140,7 +182,7 @@ def run_code_task(args: argparse.Namespace) -> int:
     else:
         result = terminal.stream_text(engine.chat(prepared.messages, settings), out)
         outcome = tasks.conclude(kind, request, prepared, result)
-    applied = _apply(args, target.path, outcome) if kind in tasks.FIXING else False
+    applied = _apply(args, path, outcome) if kind in tasks.FIXING else False
     if args.json:
         found = _as_json(args, engine, request, prepared, outcome, result, applied)
         if verified is not None:
@@ -217,6 +259,10 @@ def run_ask(args: argparse.Namespace) -> int:
     if not args.instruction.strip():
         raise UserError("the instruction is empty: say what code you want")
     engine = _engine(args)
+    return _answering(engine, lambda: _ask(args, settings, engine))
+
+
+def _ask(args: argparse.Namespace, settings: GenerationSettings, engine: Engine) -> int:
     messages = prompts.build_instruction_prompt(
         args.instruction, args.language, system_prompt=args.system_prompt
     )

@@ -22,7 +22,7 @@ from starchat_lsp.cli import terminal
 from starchat_lsp.cli.engine_options import add_engine_options
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.engine.base import Engine, GenerationSettings
-from starchat_lsp.engine.factory import create_engine
+from starchat_lsp.engine.factory import open_engine
 from starchat_lsp.eval import judge, runner, sandbox
 from starchat_lsp.eval.candidates import CandidateError, engine_settings, label
 from starchat_lsp.eval.prompt_sets import (
@@ -133,8 +133,9 @@ def _open_engine(spec: str, args: argparse.Namespace) -> Engine:
         raise UserError(str(error)) from None
     if args.threads < 0:
         raise UserError("--threads must be 0 (all cores) or more")
-    engine = create_engine(
-        dataclasses.replace(settings, device=args.device, dtype=args.dtype, threads=args.threads)
+    engine = open_engine(
+        dataclasses.replace(settings, device=args.device, dtype=args.dtype, threads=args.threads),
+        notify=lambda message: terminal.stderr.print(f"[yellow]{message}[/yellow]"),
     )
     terminal.load_engine(engine)
     return engine

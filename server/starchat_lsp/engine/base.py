@@ -87,9 +87,29 @@ class CancelFlag:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener()
+
+    def on_cancel(self, listener: Callable[[], None]) -> None:
+        """Call `listener` once when the flag is set (at once if it is set already).
+
+        For work that cannot poll the flag between tokens: a model in another process is told
+        over its pipe the moment the flag is set.
+        """
+        with self._lock:
+            if not self._event.is_set():
+                self._listeners.append(listener)
+                return
+        listener()
 
     @property
     def cancelled(self) -> bool:

@@ -22,3 +22,12 @@ class UnknownModelError(ModelLoadError):
             "or a Hugging Face hub id (owner/name)"
         )
         self.model_name = name
+
+
+class ModelCrashedError(EngineError):
+    """The model's worker process died or stopped answering; the message says what to do."""
+
+    def __init__(self, message: str, *, backend: str, fallback: str | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend  # the backend whose runtime died
+        self.fallback = fallback  # the backend the engine answers with from now on, if another

@@ -6,8 +6,10 @@ when a team server is used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
+from pathlib import Path
 
 from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.errors import EngineError
@@ -46,8 +48,49 @@ class EngineSettings:
     http: HttpEngineSettings = field(default_factory=HttpEngineSettings)
 
 
+def open_engine(
+    settings: EngineSettings,
+    *,
+    notify: Callable[[str], None] | None = None,
+    restarts: int = 1,
+) -> Engine:
+    """The engine the server and the CLI use: a local model runs in its own worker process.
+
+    A native crash of the model runtime then kills the worker, not the caller: the request in
+    flight fails with a message, the worker restarts (`restarts` times), and with the `auto`
+    backend llama.cpp falls back to transformers (`notify` tells the user once). An HTTP
+    backend is already another process: it is used directly.
+    """
+    if settings.backend == "http":
+        return create_engine(settings)
+    from starchat_lsp.engine.worker.engine import WorkerEngine
+
+    name, backends = backend_order(settings)
+    return WorkerEngine(settings, name=name, backends=backends, notify=notify, restarts=restarts)
+
+
+def backend_order(settings: EngineSettings) -> tuple[str, list[str]]:
+    """The model's name and the local backends to try for it, best first (`auto`: two)."""
+    if settings.backend not in BACKENDS:
+        raise EngineError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
+    from starchat_lsp.models.store import ModelStore
+
+    resolved = ModelStore().resolve(settings.model)
+    if settings.backend != "auto":
+        if settings.backend == "llamacpp":
+            _require_gguf(settings.model, resolved.gguf_path)
+        return resolved.name, [settings.backend]
+    if _llamacpp_fits(resolved.gguf_path, settings.device):
+        return resolved.name, ["llamacpp", "transformers"]
+    return resolved.name, ["transformers"]
+
+
 def create_engine(settings: EngineSettings) -> Engine:
-    """An engine for `settings.model`; nothing loads until `load()` or the first request."""
+    """An engine for `settings.model` in this process; nothing loads until `load()`.
+
+    The product runs local models through `open_engine` (a worker process); this is what the
+    worker itself, the benchmarks' in-process rows and the engine tests use.
+    """
     if settings.backend not in BACKENDS:
         raise EngineError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
     if settings.backend == "http":
@@ -65,13 +108,9 @@ def create_engine(settings: EngineSettings) -> Engine:
     if backend == "llamacpp":
         from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 
-        if resolved.gguf_path is None:
-            raise EngineError(
-                f"{settings.model} has no GGUF file for llama.cpp: pull a catalogue model "
-                "(`starchat-lsp models pull NAME`) or give the path of a .gguf file"
-            )
+        gguf_path = _require_gguf(settings.model, resolved.gguf_path)
         return LlamaCppEngine(
-            str(resolved.gguf_path),
+            str(gguf_path),
             name=resolved.name,
             threads=settings.threads,
             context_size=settings.context_size,
@@ -86,6 +125,15 @@ def create_engine(settings: EngineSettings) -> Engine:
         device=settings.device,
         dtype=settings.dtype,
     )
+
+
+def _require_gguf(model: str, gguf_path: Path | None) -> Path:
+    if gguf_path is None:
+        raise EngineError(
+            f"{model} has no GGUF file for llama.cpp: pull a catalogue model "
+            "(`starchat-lsp models pull NAME`) or give the path of a .gguf file"
+        )
+    return gguf_path
 
 
 def _llamacpp_fits(gguf_path: object, device: str) -> bool:

@@ -11,7 +11,9 @@ llama-cpp-python is an optional extra, imported only by `load()`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
+import io
 import logging
 import os
 import queue
@@ -23,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from starchat_lsp.engine import templates
+from starchat_lsp.engine import llamacpp_build, templates
 from starchat_lsp.engine.base import (
     CancelFlag,
     ChatMessage,
@@ -38,6 +40,8 @@ from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.stop_strings import StopStringMatcher
 
 log = logging.getLogger(__name__)
+# The runtime's own chatter (banner, metadata, chat template): shown with --verbose only.
+runtime_log = logging.getLogger("starchat_lsp.runtime")
 
 INSTALL_HINT = "pip install 'starchat-lsp[llamacpp]'"
 # With context_size 0: the model's own training context, capped here. llama.cpp allocates the whole
@@ -152,15 +156,17 @@ class LlamaCppEngine:
                 # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
                 # /dev/null while the model loads: a language server's replies written to
                 # stdout meanwhile were lost (editors waited forever). Its log goes through
-                # _route_llama_log instead; its Python-side prints go to stderr.
-                llama = llama_cpp.Llama(
-                    model_path=str(self._path),
-                    n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
-                    n_threads=threads,
-                    n_threads_batch=threads,
-                    n_gpu_layers=0,
-                    verbose=True,
-                )
+                # _route_llama_log instead; its Python-side prints (metadata, the whole chat
+                # template) into our log at DEBUG, never onto the user's terminal.
+                with _prints_to_log(), _safe_buffers():
+                    llama = llama_cpp.Llama(
+                        model_path=str(self._path),
+                        n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
+                        n_threads=threads,
+                        n_threads_batch=threads,
+                        n_gpu_layers=0,
+                        verbose=True,
+                    )
                 llama.verbose = False  # no timing prints per request
             except MemoryError as error:
                 raise ModelLoadError(
@@ -491,17 +497,63 @@ class LlamaCppEngine:
         )
 
 
+@contextlib.contextmanager
+def _prints_to_log() -> Iterator[None]:
+    """What llama-cpp-python prints to sys.stderr while it loads goes to the runtime log."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        yield
+    for line in buffer.getvalue().splitlines():
+        if line.strip():
+            runtime_log.debug("llama.cpp: %s", line)
+
+
+@contextlib.contextmanager
+def _safe_buffers() -> Iterator[None]:
+    """Load without the extra buffer types where the AMX path would crash (see llamacpp_build).
+
+    Only for a llama.cpp built with its AMX path on a CPU that has AMX (`pip install` by hand;
+    `make install` never builds it): slower decoding, but an answer instead of a SIGSEGV.
+    """
+    info = llamacpp_build.system_info() or ""
+    if not (llamacpp_build.cpu_has_amx() and llamacpp_build.amx_path_compiled(info)):
+        yield
+        return
+    import llama_cpp.llama_cpp as low_level
+
+    log.warning(
+        "llama.cpp was built with its AMX path, which crashes on this CPU: loading without "
+        "weight repacking (slower). Rebuild it for full speed: %s",
+        llamacpp_build.REBUILD_HINT,
+    )
+    defaults = low_level.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    low_level.llama_model_default_params = without_extra_buffers
+    try:
+        yield
+    finally:
+        low_level.llama_model_default_params = defaults
+
+
 @functools.cache
 def _route_llama_log() -> None:
-    """llama.cpp's own log into ours, errors only (its loading chatter is not worth a line)."""
+    """llama.cpp's own log into ours: errors as warnings, the rest at DEBUG (`--verbose`)."""
     import ctypes
 
     import llama_cpp
 
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data: Any) -> None:
+        line = text.decode("utf-8", "replace").rstrip()
         if level == _GGML_LOG_LEVEL_ERROR:
-            log.warning("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+            log.warning("llama.cpp: %s", line)
+        elif line:
+            runtime_log.debug("llama.cpp: %s", line)
 
     _LOG_CALLBACKS.append(callback)  # llama.cpp keeps a pointer: the object must live on
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

@@ -21,6 +21,7 @@ def register(server: StarchatServer) -> None:
             "state": ls.host.state,
             "generations": ls.host.runs,
             "running": ls.host.active,
+            "worker": ls.host.health,
             "syntax": {
                 "full_parses": syntax.counts.full_parses,
                 "incremental_parses": ls.trees.incremental_parses,

@@ -1,0 +1,107 @@
+"""The messages between the server (or CLI) and its model worker: one JSON object per line.
+
+Each side owns one pipe to write. Requests carry an `id`; every message about a request names
+it. From the parent: load, count, chat, complete, cancel, ping, close. From the worker:
+progress, loaded, value, chunk, done, error, pong. JSON keeps the wire readable in a log and
+costs tens of microseconds a chunk, far below a token's time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import threading
+from typing import IO, Any
+
+from starchat_lsp.engine.base import (
+    ChatMessage,
+    CompletionPrompt,
+    GenerationResult,
+    GenerationSettings,
+    StopReason,
+)
+from starchat_lsp.engine.factory import EngineSettings, HttpEngineSettings
+
+Message = dict[str, Any]
+
+
+class Writer:
+    """Whole lines to a pipe from any thread (a lock keeps lines whole)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, message: Message) -> None:
+        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def read(stream: IO[bytes]) -> Message | None:
+    """The next message, or None at the end of the pipe (the other side is gone)."""
+    line = stream.readline()
+    if not line:
+        return None
+    message: Message = json.loads(line.decode("utf-8", "surrogatepass"))
+    return message
+
+
+def settings_to_wire(settings: EngineSettings) -> Message:
+    return dataclasses.asdict(settings)
+
+
+def settings_from_wire(data: Message) -> EngineSettings:
+    http = HttpEngineSettings(**data.pop("http", {}))
+    return EngineSettings(**data, http=http)
+
+
+def generation_to_wire(settings: GenerationSettings) -> Message:
+    return dataclasses.asdict(settings)
+
+
+def generation_from_wire(data: Message) -> GenerationSettings:
+    return GenerationSettings(**{**data, "stop": tuple(data.get("stop", ()))})
+
+
+def messages_to_wire(messages: list[ChatMessage]) -> list[Message]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def messages_from_wire(data: list[Message]) -> list[ChatMessage]:
+    return [ChatMessage(m["role"], m["content"]) for m in data]
+
+
+def prompt_to_wire(prompt: CompletionPrompt) -> Message:
+    return {"prefix": prompt.prefix, "suffix": prompt.suffix}
+
+
+def prompt_from_wire(data: Message) -> CompletionPrompt:
+    return CompletionPrompt(prefix=data["prefix"], suffix=data.get("suffix"))
+
+
+def result_to_wire(result: GenerationResult) -> Message:
+    return {
+        "text": result.text,
+        "stop_reason": result.stop_reason.value,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "time_to_first_token_s": result.time_to_first_token_s,
+        "total_s": result.total_s,
+        "queue_wait_s": result.queue_wait_s,
+        "reused_tokens": result.reused_tokens,
+        "error": result.error,
+    }
+
+
+def result_from_wire(data: Message) -> GenerationResult:
+    return GenerationResult(**{**data, "stop_reason": StopReason(data["stop_reason"])})
