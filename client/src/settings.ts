@@ -28,6 +28,7 @@ export interface ServerSettings {
   };
   diagnostics: { enabled: boolean };
   verify: { enabled: boolean; candidates: number; time_budget_s: number };
+  log: { level: 'debug' | 'info' | 'warning' | 'error' };
   http: {
     endpoint: string;
     api: 'openai' | 'tgi';
@@ -49,6 +50,7 @@ export const SERVER_KEYS: { [S in keyof ServerSettings]: (keyof ServerSettings[S
   completion: ['enabled', 'debounce_ms', 'max_new_tokens', 'max_context_tokens'],
   diagnostics: ['enabled'],
   verify: ['enabled', 'candidates', 'time_budget_s'],
+  log: ['level'],
   http: [
     'endpoint',
     'api',

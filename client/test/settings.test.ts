@@ -55,7 +55,8 @@ test('the defaults give the server shape of docs/protocol.md', () => {
   assert.deepEqual(settings.diagnostics, { enabled: true });
   assert.deepEqual(settings.verify, { enabled: true, candidates: 4, time_budget_s: 0 });
   assert.equal(settings.http.endpoint, 'http://127.0.0.1:8080');
-  assert.deepEqual(Object.keys(settings), ['model', 'generation', 'completion', 'diagnostics', 'verify', 'http']);
+  assert.deepEqual(settings.log, { level: 'info' });
+  assert.deepEqual(Object.keys(settings), ['model', 'generation', 'completion', 'diagnostics', 'verify', 'log', 'http']);
 });
 
 test('user values map to snake_case keys, passed as they are for the server to check', () => {
@@ -75,7 +76,7 @@ test('user values map to snake_case keys, passed as they are for the server to c
 
 test('keys VS Code does not know are left out, so the server uses its defaults', () => {
   const settings = serverSettings({ get: () => undefined });
-  assert.deepEqual(settings, { model: {}, generation: {}, completion: {}, diagnostics: {}, verify: {}, http: {} });
+  assert.deepEqual(settings, { model: {}, generation: {}, completion: {}, diagnostics: {}, verify: {}, log: {}, http: {} });
 });
 
 test('every server setting is contributed in package.json, and nothing else under its sections', () => {
@@ -94,6 +95,7 @@ test('the contributed defaults are the defaults of server/starchat_lsp/settings.
     completion: 'CompletionOptions',
     diagnostics: 'DiagnosticsOptions',
     verify: 'VerifyOptions',
+    log: 'LogOptions',
     http: 'HttpOptions',
   };
   for (const [section, className] of Object.entries(classes)) {

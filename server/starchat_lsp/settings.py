@@ -72,6 +72,14 @@ class VerifyOptions:
     time_budget_s: float = 0.0  # for trying more fixes; 0: 1.5x the first answer's, >= 10 s
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(kw_only=True)
+class LogOptions:
+    level: str = "info"  # debug: also the model runtime's own log (llama.cpp's load, template)
+
+
 @dataclass(kw_only=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -80,6 +88,7 @@ class Settings:
     diagnostics: DiagnosticsOptions = field(default_factory=DiagnosticsOptions)
     http: HttpOptions = field(default_factory=HttpOptions)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
+    log: LogOptions = field(default_factory=LogOptions)
 
     def engine_settings(self) -> EngineSettings:
         model = self.model
@@ -105,6 +114,7 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model.name": lambda value: None if value.strip() else "name a model",
     "model.backend": _one_of(BACKENDS),
+    "log.level": _one_of(LOG_LEVELS),
     "model.device": _one_of(DEVICES),
     "model.dtype": _one_of(DTYPES),
     "generation.max_new_tokens": _at_least(1),

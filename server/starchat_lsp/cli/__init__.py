@@ -14,16 +14,27 @@ from starchat_lsp.engine.errors import EngineError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from starchat_lsp.cli import code_commands, eval_command, models_command, serve_command
+    from starchat_lsp.cli import (
+        code_commands,
+        doctor_command,
+        eval_command,
+        models_command,
+        serve_command,
+    )
 
     parser = argparse.ArgumentParser(
         prog="starchat-lsp",
         description="A local coding assistant: feedback, fixes and explanations from a code model.",
     )
     parser.add_argument("--version", action="version", version=f"starchat-lsp {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log details to stderr, the model runtime's own log included",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (code_commands, models_command, serve_command, eval_command):
+    for module in (code_commands, models_command, serve_command, eval_command, doctor_command):
         module.register(subparsers)
     return parser
 
@@ -36,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.verbose:  # the model runtime's own log too: llama.cpp's load, metadata, template
+        logging.getLogger("starchat_lsp.runtime").setLevel(logging.DEBUG)
     # No hub downloads unless the user opts in: this tool runs offline.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:

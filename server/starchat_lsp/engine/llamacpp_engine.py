@@ -15,7 +15,6 @@ import contextlib
 import functools
 import io
 import logging
-import os
 import queue
 import threading
 import time
@@ -36,6 +35,7 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
+from starchat_lsp.engine.cpu import usable_cores
 from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.stop_strings import StopStringMatcher
 
@@ -54,13 +54,6 @@ DEFAULT_CONTEXT_CAP = 4096
 # callback is the normal way: the whole prompt in one eval, stopped within a graph node.
 PREFILL_SLICE = 32
 _DONE = object()  # the end of the chunk queue
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class _Run:
@@ -150,7 +143,7 @@ class LlamaCppEngine:
             started = time.monotonic()
             if progress:
                 progress(f"Loading {self._path.name} with llama.cpp")
-            threads = self._threads or _cores()
+            threads = self._threads or usable_cores()
             _route_llama_log()
             try:
                 # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
@@ -550,7 +543,7 @@ def _route_llama_log() -> None:
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data: Any) -> None:
         line = text.decode("utf-8", "replace").rstrip()
-        if level == _GGML_LOG_LEVEL_ERROR:
+        if _is_error(level, line):
             log.warning("llama.cpp: %s", line)
         elif line:
             runtime_log.debug("llama.cpp: %s", line)
@@ -559,7 +552,17 @@ def _route_llama_log() -> None:
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
-_GGML_LOG_LEVEL_ERROR = 3
+# ggml's levels moved between releases (ERROR was 3, then DEBUG was inserted as 1 and WARN became
+# 3, ERROR 4): a warning such as "control-looking token ... was not control-type" came as 3 here.
+# ERROR-or-WARN levels count as errors only when the line says so.
+_GGML_ERROR_LEVELS = (3, 4)
+
+
+def _is_error(level: int, line: str) -> bool:
+    lowered = line.lower()
+    return level in _GGML_ERROR_LEVELS and ("error" in lowered or "fail" in lowered)
+
+
 _LOG_CALLBACKS: list[Any] = []
 
 

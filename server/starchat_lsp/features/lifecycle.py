@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -18,8 +19,18 @@ def apply_settings(server: StarchatServer, raw: object) -> None:
     for problem in problems:
         server.tell(problem)
     server.settings = settings
+    _set_log_level(settings.log.level)
     # Loading starts here, after `initialize` was answered: the editor never waits for it.
     server.host.configure(settings.engine_settings(), WorkProgress(server))
+
+
+def _set_log_level(level: str) -> None:
+    """Ours at `level`; the model runtime's own log (DEBUG) only when `level` is debug.
+
+    A model worker takes the level it was started with: a change shows from the next load.
+    """
+    logging.getLogger("starchat_lsp").setLevel(level.upper())
+    logging.getLogger("starchat_lsp.runtime").setLevel(level.upper())
 
 
 def register(server: StarchatServer) -> None:

@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from starchat_lsp.engine.base import CancelFlag, Engine, TextStream
+from starchat_lsp.engine.cpu import usable_cores
 from starchat_lsp.engine.errors import EngineError
-from starchat_lsp.engine.factory import create_engine
+from starchat_lsp.engine.factory import EngineSettings, create_engine
 from starchat_lsp.engine.worker import faults, protocol
 from starchat_lsp.engine.worker.protocol import Message
 
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = protocol.settings_from_wire(json.loads(args.settings))
+    _set_threads(settings)
     fault = faults.from_environment(settings.backend)
     writer = protocol.Writer(args.output)
     try:
@@ -163,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     # and nothing here needs flushing.
     sys.stderr.flush()
     os._exit(0)
+
+
+def _set_threads(settings: EngineSettings) -> None:
+    """torch's threads from the cores this process may use (llama.cpp's engine does the same)."""
+    if settings.backend == "transformers":
+        import torch
+
+        torch.set_num_threads(settings.threads or usable_cores())
 
 
 class _Unavailable:

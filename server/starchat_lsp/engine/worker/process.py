@@ -27,7 +27,8 @@ from starchat_lsp.engine.worker import protocol
 from starchat_lsp.engine.worker.protocol import Message
 
 log = logging.getLogger(__name__)
-runtime_log = logging.getLogger("starchat_lsp.runtime")
+RUNTIME = "starchat_lsp.runtime"  # the model runtime's own log: DEBUG, shown with --verbose
+runtime_log = logging.getLogger(RUNTIME)
 
 PING_EVERY_S = 1.0
 # A worker with work in flight that answers nothing (not even a ping) this long is hung.
@@ -68,7 +69,9 @@ class WorkerProcess:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         log_r, log_w = os.pipe()
-        level = logging.getLevelName(logging.getLogger("starchat_lsp").getEffectiveLevel())
+        level = logging.getLevelName(
+            min(logging.getLogger(name).getEffectiveLevel() for name in ("starchat_lsp", RUNTIME))
+        )
         wire = json.dumps(protocol.settings_to_wire(settings))
         command = [sys.executable, "-m", "starchat_lsp.engine.worker.child"]
         command += ["--input", str(to_child_r), "--output", str(from_child_w)]
