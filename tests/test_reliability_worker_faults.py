@@ -61,9 +61,11 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
 
 
 def serve(tmp_path: Path, fault: str, **env: str) -> tuple[subprocess.Popen[bytes], RawLspClient]:
+    """A server whose model host (its own: a folder of this test's) injects `fault`."""
     variables = {
         "STARCHAT_LSP_WORKER_FAULT": fault,
         "STARCHAT_LSP_WORKER_FAULT_ONCE": str(tmp_path / "faulted-once"),
+        "STARCHAT_LSP_RUNTIME_DIR": str(tmp_path / "hosts"),
         **env,
     }
     return start_stdio_server(tmp_path / "server.stderr", variables)
@@ -130,6 +132,7 @@ def test_a_worker_that_exits_while_loading_is_restarted(
 
 
 def test_the_server_killed_takes_its_worker_along(tmp_path: Path, tiny_chatml_model: Path) -> None:
+    """Its model host exits once no client is left (at once here: the tests' idle time is 0)."""
     proc, client = start_stdio_server(tmp_path / "server.stderr")
     try:
         client.initialize(tiny_options(tiny_chatml_model, max_new_tokens=4))
@@ -163,7 +166,11 @@ def test_llamacpp_crashing_twice_falls_back_to_transformers_and_says_so_once(
     tmp_path: Path, small_gguf: str
 ) -> None:
     proc, client = start_stdio_server(
-        tmp_path / "server.stderr", {"STARCHAT_LSP_WORKER_FAULT": "segv@prompt:llamacpp"}
+        tmp_path / "server.stderr",
+        {
+            "STARCHAT_LSP_WORKER_FAULT": "segv@prompt:llamacpp",
+            "STARCHAT_LSP_RUNTIME_DIR": str(tmp_path / "hosts"),
+        },
     )
     try:
         options = {"model": {"name": small_gguf}, "generation": {"max_new_tokens": 4}}
@@ -191,8 +198,8 @@ def test_llamacpp_crashing_twice_falls_back_to_transformers_and_says_so_once(
         stop(proc)
 
 
-def _cli(*args: str, fault: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STARCHAT_LSP_WORKER_FAULT": fault}
+def _cli(*args: str, fault: str, hosts: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STARCHAT_LSP_WORKER_FAULT": fault, "STARCHAT_LSP_RUNTIME_DIR": str(hosts)}
     command = [sys.executable, "-m", "starchat_lsp", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
@@ -210,6 +217,7 @@ def test_the_cli_answers_through_the_fallback_with_one_line_said(
         "--max-new-tokens",
         "4",
         fault="segv@prompt:llamacpp",
+        hosts=tmp_path / "hosts",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip(), "no answer"
@@ -224,7 +232,14 @@ def test_the_cli_with_a_chosen_backend_says_one_line_and_fails(
     source = tmp_path / "total.py"
     source.write_text(TEXT)
     done = _cli(
-        "explain", str(source), "--model", small_gguf, "--backend", "llamacpp", fault="segv@prompt"
+        "explain",
+        str(source),
+        "--model",
+        small_gguf,
+        "--backend",
+        "llamacpp",
+        fault="segv@prompt",
+        hosts=tmp_path / "hosts",
     )
     assert done.returncode == 1, done.stderr
     assert not done.stdout.strip(), done.stdout

@@ -32,8 +32,9 @@ class LoadListener(Protocol):
 
 
 def open_in_worker(settings: EngineSettings, notify: Callable[[str], None]) -> Engine:
-    """The server's engines: a local model in a worker process that restarts once, then falls
-    back (auto backend); `notify` tells the user of a fallback."""
+    """The server's engines: a local model in the machine's shared host (one model for every
+    server and CLI asking for it), whose worker restarts once, then falls back (auto backend);
+    `notify` tells the user of a fallback."""
     return open_engine(settings, notify=notify, restarts=1)
 
 

@@ -86,8 +86,12 @@ def _settings(args: argparse.Namespace) -> GenerationSettings:
     return GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
 
 
+# A crash restarts the worker once, then falls back (auto): two retries reach the fallback.
+CRASH_RETRIES = 2
+
+
 def _engine(args: argparse.Namespace) -> Engine:
-    """The model in its own worker process; a crash there falls back at once (`auto`)."""
+    """The model in the shared host (or a new one); a crash there falls back at once (`auto`)."""
     engine = open_engine(
         EngineSettings(
             model=args.model, backend=args.backend, device=args.device, dtype=args.dtype
@@ -104,18 +108,20 @@ def _engine(args: argparse.Namespace) -> Engine:
 
 
 def _answering(engine: Engine, work: Callable[[], int]) -> int:
-    """Run `work`; when the model runtime crashes and another backend takes over, once more.
+    """Run `work`; when the model runtime crashes and a new worker takes over, once more.
 
-    The crash was told on stderr as it happened (one line); the answer comes from the fallback.
-    Without one the error leaves as it is: one line and a non-zero exit.
+    A fallback to another backend was told on stderr as it happened (one line); the answer
+    comes from the new worker. When no worker is left the error leaves as it is: one line and
+    a non-zero exit.
     """
     try:
-        try:
-            return work()
-        except ModelCrashedError as crash:
-            if crash.fallback is None:
-                raise
-            return work()
+        for _ in range(CRASH_RETRIES):
+            try:
+                return work()
+            except ModelCrashedError as crash:
+                if not crash.retry:
+                    raise
+        return work()
     finally:
         engine.close()
 

@@ -95,7 +95,8 @@ def smoke(model: str, backend: str, *, installed: bool = True) -> SmokeResult:
     if not installed:
         return SmokeResult(backend, "not installed")
     try:
-        engine = open_engine(EngineSettings(model=model, backend=backend), restarts=0)
+        # Its own worker, not the shared host: this backend, fresh, on this machine.
+        engine = open_engine(EngineSettings(model=model, backend=backend), restarts=0, shared=False)
     except EngineError as error:
         return SmokeResult(backend, "error", str(error))
     try:

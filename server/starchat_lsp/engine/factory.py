@@ -53,19 +53,30 @@ def open_engine(
     *,
     notify: Callable[[str], None] | None = None,
     restarts: int = 1,
+    shared: bool = True,
 ) -> Engine:
-    """The engine the server and the CLI use: a local model runs in its own worker process.
+    """The engine the server and the CLI use: a local model runs in another process.
 
-    A native crash of the model runtime then kills the worker, not the caller: the request in
+    A native crash of the model runtime then kills that process, not the caller: the request in
     flight fails with a message, the worker restarts (`restarts` times), and with the `auto`
-    backend llama.cpp falls back to transformers (`notify` tells the user once). An HTTP
+    backend llama.cpp falls back to transformers (`notify` tells the user once). `shared`: every
+    server and CLI of this user asking for the same model and settings attaches to one shared
+    host and so to one copy of the model; otherwise the worker is this caller's alone. An HTTP
     backend is already another process: it is used directly.
     """
     if settings.backend == "http":
         return create_engine(settings)
+    name, backends = backend_order(settings)
+    if shared:
+        from starchat_lsp.engine.worker.shared import SharedEngine
+        from starchat_lsp.models.store import ModelStore
+
+        location = ModelStore().resolve(settings.model).location
+        return SharedEngine(
+            settings, name=name, model_location=location, restarts=restarts, notify=notify
+        )
     from starchat_lsp.engine.worker.engine import WorkerEngine
 
-    name, backends = backend_order(settings)
     return WorkerEngine(settings, name=name, backends=backends, notify=notify, restarts=restarts)
 
 

@@ -12,34 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from starchat_lsp.engine.base import (
-    CancelFlag,
-    ChatMessage,
-    CompletionPrompt,
-    GenerationResult,
-    GenerationSettings,
-    ProgressCallback,
-    StopReason,
-    TextStream,
-)
-from starchat_lsp.engine.errors import EngineError, ModelCrashedError, ModelLoadError
+from starchat_lsp.engine.base import ProgressCallback
+from starchat_lsp.engine.errors import EngineError, ModelCrashedError
 from starchat_lsp.engine.factory import EngineSettings
-from starchat_lsp.engine.worker import protocol
-from starchat_lsp.engine.worker.process import Pending, WorkerProcess
+from starchat_lsp.engine.worker.connection import Connection
+from starchat_lsp.engine.worker.process import WorkerProcess
 from starchat_lsp.engine.worker.protocol import Message
+from starchat_lsp.engine.worker.remote import RemoteEngine
 
 log = logging.getLogger(__name__)
 
 BACKEND_LABELS = {"llamacpp": "llama.cpp", "transformers": "transformers"}
-_LOAD_ERRORS = {"ModelLoadError", "ModelNotPulledError", "UnknownModelError"}
-_ENDINGS = ("done", "error", "crashed")
-COUNT_CACHE_SIZE = 512
 
 
-class WorkerEngine:
+class WorkerEngine(RemoteEngine):
     def __init__(
         self,
         settings: EngineSettings,
@@ -51,74 +40,23 @@ class WorkerEngine:
     ) -> None:
         if not backends:
             raise ValueError("a worker engine needs at least one backend")
+        super().__init__(name)
         self._settings = settings
-        self._name = name
         self._backends = list(backends)
         self._restarts = restarts
         self._notify = notify or (lambda _message: None)
         self._lock = threading.RLock()
         self._worker: WorkerProcess | None = None
-        self._loaded: dict[str, object] = {}
-        self._counts: dict[str, int] = {}  # token counts, from this model's tokenizer
+        self._loaded: Message = {}
         self._crashes_on_backend = 0
         self._given_up: str | None = None  # the last crash, once no backend is left to try
         self._closed = False
         self.crashes: list[str] = []  # every crash's message, oldest first
-        self.load_time_s: float | None = None
-
-    # -- what the Engine interface asks ------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     @property
     def backend(self) -> str:
         """The backend the worker runs now (it changes after a fallback)."""
         return self._backends[0]
-
-    @property
-    def context_window(self) -> int:
-        return int(self._ready()[1]["context_window"])  # type: ignore[call-overload]
-
-    @property
-    def fill_in_middle(self) -> bool:
-        return bool(self._ready()[1]["fill_in_middle"])
-
-    def load(self, progress: ProgressCallback | None = None) -> None:
-        self._ready(progress)
-
-    def count_tokens(self, text: str) -> int:
-        # The budget counts the same texts again and again: a round trip is saved per repeat.
-        worker, _ = self._ready()
-        counts = self._counts
-        if text in counts:
-            return counts[text]
-        request, pending = worker.request("count", text=text)
-        count = int(self._value(worker, request, pending))  # type: ignore[call-overload]
-        if len(counts) >= COUNT_CACHE_SIZE:
-            counts.clear()
-        counts[text] = count
-        return count
-
-    def chat(
-        self,
-        messages: list[ChatMessage],
-        settings: GenerationSettings,
-        cancel: CancelFlag | None = None,
-    ) -> TextStream:
-        fields = {"messages": protocol.messages_to_wire(messages)}
-        return self._stream("chat", fields, settings, cancel)
-
-    def complete(
-        self,
-        prompt: CompletionPrompt,
-        settings: GenerationSettings,
-        cancel: CancelFlag | None = None,
-    ) -> TextStream:
-        return self._stream(
-            "complete", {"prompt": protocol.prompt_to_wire(prompt)}, settings, cancel
-        )
 
     def close(self) -> None:
         with self._lock:
@@ -148,9 +86,7 @@ class WorkerEngine:
 
     # -- the worker's lifetime -----------------------------------------------------------------
 
-    def _ready(
-        self, progress: ProgressCallback | None = None
-    ) -> tuple[WorkerProcess, dict[str, object]]:
+    def _ready(self, progress: ProgressCallback | None = None) -> tuple[Connection, Message]:
         """A running worker with the model loaded: started (or restarted) here when needed."""
         with self._lock:
             while True:
@@ -188,8 +124,10 @@ class WorkerEngine:
                 )
                 return worker, self._loaded
 
-    def _crashed(self, worker: WorkerProcess) -> ModelCrashedError:
-        """Count the crash of `worker` once; the error says what happened and what comes next."""
+    def _crashed(self, connection: Connection) -> ModelCrashedError:
+        """Count the crash of a worker once; the error says what happened and what comes next."""
+        assert isinstance(connection, WorkerProcess)
+        worker = connection
         with self._lock:
             if isinstance(worker.reported, ModelCrashedError):
                 return worker.reported
@@ -227,108 +165,12 @@ class WorkerEngine:
                 self._notify(message)
             elif "doctor" in then:
                 self._given_up = message
-            error = ModelCrashedError(message, backend=crashed_backend, fallback=fallback)
+            retry = not self._closed and self._given_up is None
+            error = ModelCrashedError(
+                message, backend=crashed_backend, fallback=fallback, retry=retry
+            )
             worker.reported = error
             return error
-
-    def _value(
-        self,
-        worker: WorkerProcess,
-        request: int,
-        pending: Pending,
-        progress: ProgressCallback | None = None,
-    ) -> object:
-        """Wait for the value of a load or count request; its failure raised as ours."""
-        try:
-            while True:
-                message = pending.inbox.get()
-                if message["op"] == "progress":
-                    if progress is not None:
-                        progress(str(message["text"]))
-                elif message["op"] == "value":
-                    return message["value"]
-                elif message["op"] == "error":
-                    raise _error_from(message)
-                elif message["op"] == "crashed":
-                    raise self._crashed(worker)
-        finally:
-            worker.finished(request)
-
-    # -- streams -------------------------------------------------------------------------------
-
-    def _stream(
-        self,
-        op: str,
-        fields: Message,
-        settings: GenerationSettings,
-        cancel: CancelFlag | None,
-    ) -> TextStream:
-        worker, _ = self._ready()
-        flag = cancel or CancelFlag()
-        submitted = time.monotonic()
-        request, pending = worker.request(
-            op, settings=protocol.generation_to_wire(settings), **fields
-        )
-        flag.on_cancel(lambda: worker.send({"op": "cancel", "id": request}))
-        result_box: list[GenerationResult] = []
-
-        def chunks() -> Iterator[str]:
-            text: list[str] = []
-            ending: Message | None = None
-            try:
-                while ending is None:
-                    message = pending.inbox.get()
-                    if message["op"] == "chunk":
-                        text.append(message["text"])
-                        yield message["text"]
-                    elif message["op"] in _ENDINGS:
-                        ending = message
-            finally:
-                if ending is None:  # the reader stopped early: stop the model, wait for it
-                    flag.cancel()
-                    while (message := pending.inbox.get())["op"] not in _ENDINGS:
-                        if message["op"] == "chunk":
-                            text.append(message["text"])
-                    ending = message
-                worker.finished(request)
-                result_box.append(self._ending(worker, ending, "".join(text), submitted))
-            if ending["op"] == "crashed":
-                raise self._crashed(worker)
-            if ending["op"] == "error":
-                raise _error_from(ending)
-
-        return TextStream(chunks(), flag, result_box, lambda: pending.tokens)
-
-    def _ending(
-        self, worker: WorkerProcess, ending: Message, text: str, submitted: float
-    ) -> GenerationResult:
-        wire = ending.get("result")
-        if isinstance(wire, dict):
-            return protocol.result_from_wire(wire)
-        if ending["op"] == "crashed":
-            error = str(self._crashed(worker))
-        else:
-            error = f"{ending.get('type')}: {ending.get('message')}"
-        return GenerationResult(
-            text=text,
-            stop_reason=StopReason.ERROR,
-            tokens_in=0,
-            tokens_out=0,
-            time_to_first_token_s=None,
-            total_s=time.monotonic() - submitted,
-            error=error,
-        )
-
-
-def _error_from(message: Message) -> EngineError:
-    """The worker's error as the exception the caller would have seen in-process."""
-    text = str(message.get("message") or message.get("type"))
-    kind = str(message.get("type"))
-    if kind in _LOAD_ERRORS:
-        return ModelLoadError(text)
-    if kind == "EngineError":
-        return EngineError(text)
-    return EngineError(f"{text} ({kind} in the model worker)")
 
 
 def _last_error_line(worker: WorkerProcess) -> str | None:

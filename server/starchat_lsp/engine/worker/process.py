@@ -1,30 +1,28 @@
-"""One model worker process, seen from its parent: start it, route its messages, see it die.
+"""One model worker process, seen from its parent: start it, talk to it, see it die.
 
-Each incarnation has three threads: one reads the worker's messages and hands each to the request
-it names, one reads its stderr (its log, re-logged here at the level it was written with), and a
-watchdog that pings a worker with requests in flight and kills one that stops answering. When
-the pipe closes, every request in flight gets a "crashed" message with what happened.
+Besides the channel's reader (connection.py), each incarnation has two threads: one reads the
+worker's stderr (its log, re-logged here at the level it was written with) and a watchdog that
+pings a worker with requests in flight and kills one that stops answering. Its death is told
+with its exit status: the signal that killed it, or its exit code.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import json
 import logging
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import IO
 
 from starchat_lsp.engine.factory import EngineSettings
 from starchat_lsp.engine.worker import protocol
-from starchat_lsp.engine.worker.protocol import Message
+from starchat_lsp.engine.worker.connection import Connection
 
 log = logging.getLogger(__name__)
 RUNTIME = "starchat_lsp.runtime"  # the model runtime's own log: DEBUG, shown with --verbose
@@ -38,14 +36,6 @@ STDERR_TAIL_LINES = 20
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
-@dataclass
-class Pending:
-    """A request in flight: its messages arrive on `inbox`; `tokens` is the latest count."""
-
-    inbox: queue.Queue[Message] = field(default_factory=queue.Queue)
-    tokens: int = 0
-
-
 def hang_deadline_s() -> float:
     try:
         return float(os.environ.get(HANG_DEADLINE_ENV, DEFAULT_HANG_DEADLINE_S))
@@ -53,29 +43,35 @@ def hang_deadline_s() -> float:
         return DEFAULT_HANG_DEADLINE_S
 
 
-class WorkerProcess:
+def log_level_for_children() -> str:
+    """The level a child logs at: ours, or the runtime's own when that one is lower."""
+    level = min(logging.getLogger(name).getEffectiveLevel() for name in ("starchat_lsp", RUNTIME))
+    return str(logging.getLevelName(level))
+
+
+def forward_log_line(line: str) -> None:
+    """A child's stderr line into our log: its own log lines keep their level; native chatter
+    (what a runtime prints itself) is DEBUG."""
+    level_name, _, rest = line.partition(" ")
+    if level_name in _LEVELS:
+        runtime_log.log(logging.getLevelName(level_name), "worker: %s", rest)
+    elif line:
+        runtime_log.debug("%s", line)
+
+
+class WorkerProcess(Connection):
     def __init__(self, settings: EngineSettings) -> None:
         self.backend = settings.backend
-        self._ids = itertools.count(1)
-        self._pending: dict[int, Pending] = {}
-        self._lock = threading.Lock()
-        self._last_heard = time.monotonic()
         self._hung = False
         self._deadline_s = hang_deadline_s()
-        self.death: str | None = None  # what happened, once the worker is gone
-        self.reported: Exception | None = None  # the error its death was told as (once)
-        self.gone = threading.Event()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         log_r, log_w = os.pipe()
-        level = logging.getLevelName(
-            min(logging.getLogger(name).getEffectiveLevel() for name in ("starchat_lsp", RUNTIME))
-        )
         wire = json.dumps(protocol.settings_to_wire(settings))
         command = [sys.executable, "-m", "starchat_lsp.engine.worker.child"]
         command += ["--input", str(to_child_r), "--output", str(from_child_w)]
-        command += ["--settings", wire, "--log-level", str(level)]
+        command += ["--settings", wire, "--log-level", log_level_for_children()]
         try:
             self._process = subprocess.Popen(
                 command,
@@ -89,45 +85,12 @@ class WorkerProcess:
             for fd in (to_child_r, from_child_w, log_w):
                 os.close(fd)
         self.pid = self._process.pid
-        self._writer = protocol.Writer(to_child_w)
-        self._messages = os.fdopen(from_child_r, "rb")
         self._log = os.fdopen(log_r, "rb")
-        for target, name in (
-            (self._read_messages, "messages"),
-            (self._read_log, "log"),
-            (self._watch, "watchdog"),
-        ):
-            threading.Thread(target=target, name=f"starchat-worker-{name}", daemon=True).start()
-
-    # -- requests --------------------------------------------------------------------------
-
-    def request(self, op: str, **fields: object) -> tuple[int, Pending]:
-        """Send a request; its messages come on the returned Pending's inbox."""
-        pending = Pending()
-        with self._lock:
-            request = next(self._ids)
-            if self.gone.is_set():
-                pending.inbox.put({"op": "crashed"})
-                return request, pending
-            self._pending[request] = pending
-        self.send({"op": op, "id": request, **fields})
-        return request, pending
-
-    def finished(self, request: int) -> None:
-        with self._lock:
-            self._pending.pop(request, None)
-
-    def send(self, message: Message) -> None:
-        # The worker may be gone: its reader tells every request so.
-        with contextlib.suppress(OSError):
-            self._writer.send(message)
-
-    @property
-    def busy(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
-    # -- the end ---------------------------------------------------------------------------
+        super().__init__(
+            os.fdopen(from_child_r, "rb"), protocol.Writer(to_child_w), name="worker-messages"
+        )
+        threading.Thread(target=self._read_log, name="starchat-worker-log", daemon=True).start()
+        threading.Thread(target=self._watch, name="starchat-worker-watchdog", daemon=True).start()
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Ask the worker to stop; kill it when it does not within `timeout_s`."""
@@ -143,32 +106,8 @@ class WorkerProcess:
         with contextlib.suppress(OSError):
             self._process.kill()
 
-    def _read_messages(self) -> None:
-        try:
-            while (message := protocol.read(self._messages)) is not None:
-                self._last_heard = time.monotonic()
-                request = message.get("id")
-                with self._lock:
-                    pending = self._pending.get(request) if isinstance(request, int) else None
-                if pending is None:
-                    continue  # a pong, or the answer to a request given up on
-                if message["op"] == "chunk":
-                    pending.tokens = int(message.get("n", pending.tokens))
-                pending.inbox.put(message)
-        except (OSError, ValueError) as error:
-            log.error("model worker %s: unreadable message (%s)", self.pid, error)
-            self.kill()
-        self._messages.close()
+    def _describe_end(self) -> str:
         returncode = self._process.wait()
-        self.death = self._describe(returncode)
-        with self._lock:
-            self.gone.set()
-            pending_now = list(self._pending.values())
-            self._pending.clear()
-        for pending in pending_now:
-            pending.inbox.put({"op": "crashed"})
-
-    def _describe(self, returncode: int) -> str:
         if self._hung:
             return f"stopped answering (no reply in {self._deadline_s:g} s) and was stopped"
         if returncode < 0:
@@ -182,27 +121,22 @@ class WorkerProcess:
         return f"exited unexpectedly (exit code {returncode})"
 
     def _read_log(self) -> None:
-        """The worker's stderr: its own log lines keep their level; native chatter is DEBUG."""
-        for raw in self._log:
+        stream: IO[bytes] = self._log
+        for raw in stream:
             line = raw.decode("utf-8", "replace").rstrip()
-            if not line:
-                continue
-            self.stderr_tail.append(line)
-            level_name, _, rest = line.partition(" ")
-            if level_name in _LEVELS:
-                runtime_log.log(logging.getLevelName(level_name), "worker: %s", rest)
-            else:
-                runtime_log.debug("%s", line)
-        self._log.close()
+            if line:
+                self.stderr_tail.append(line)
+                forward_log_line(line)
+        stream.close()
 
     def _watch(self) -> None:
         last_ping = 0.0
         while not self.gone.wait(PING_EVERY_S / 4):
             if not self.busy:
-                self._last_heard = time.monotonic()
+                self.last_heard = time.monotonic()
                 continue
             now = time.monotonic()
-            silent = now - self._last_heard
+            silent = now - self.last_heard
             if silent >= self._deadline_s:
                 log.error("model worker %s: no reply in %.0f s: stopping it", self.pid, silent)
                 self._hung = True

@@ -1,0 +1,150 @@
+"""The shared model host: one process per user, model and settings, serving every language
+server and terminal command on this machine through a Unix socket only the user can open.
+
+It holds one `WorkerEngine` (the model in its own worker process, restarted and falled back as
+that class says); every client's requests go to it and queue on the one model in the order they
+came (generations of different clients never run at once: on a few cores two would thrash).
+A fallback is announced to every client. The host exits `idle_s` after its last client left.
+
+Started by `SharedEngine` (never by hand): `python -m starchat_lsp.engine.worker.host --socket
+PATH --settings JSON [--restarts N] [--idle S]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from starchat_lsp.engine.factory import backend_order
+from starchat_lsp.engine.worker import protocol
+from starchat_lsp.engine.worker.engine import WorkerEngine
+from starchat_lsp.engine.worker.serving import Requests
+
+log = logging.getLogger(__name__)
+
+IDLE_ENV = "STARCHAT_LSP_SHARED_IDLE_S"
+DEFAULT_IDLE_S = 300.0
+
+
+def idle_seconds() -> float:
+    try:
+        return float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_S))
+    except ValueError:
+        return DEFAULT_IDLE_S
+
+
+class Host:
+    def __init__(self, engine: WorkerEngine, idle_s: float) -> None:
+        self._engine = engine
+        self._idle_s = idle_s
+        self._clients: dict[int, protocol.Writer] = {}
+        self._requests: dict[int, Requests] = {}
+        self._lock = threading.Lock()
+        self._left_at = time.monotonic()
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="starchat-host")
+
+    def notify(self, text: str) -> None:
+        """Told to every client: a fallback concerns them all."""
+        with self._lock:
+            writers = list(self._clients.values())
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                writer.send({"op": "notice", "text": text})
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.settimeout(0.5)
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                with self._lock:
+                    idle = not self._clients and time.monotonic() - self._left_at >= self._idle_s
+                if idle:
+                    return
+                continue
+            connection.settimeout(None)
+            threading.Thread(
+                target=self._client, args=(connection,), name="starchat-host-client", daemon=True
+            ).start()
+
+    def status(self) -> dict[str, object]:
+        """The worker's health, and who uses the host: clients, generations in flight."""
+        with self._lock:
+            clients = len(self._clients)
+            in_flight = sum(requests.in_flight for requests in self._requests.values())
+        return {**self._engine.health, "clients": clients, "in_flight": in_flight}
+
+    def _client(self, connection: socket.socket) -> None:
+        key = connection.fileno()
+        writer = protocol.Writer(key)
+        requests = Requests(self._engine, writer, self._pool, status=self.status)
+        with self._lock:
+            self._clients[key] = writer
+            self._requests[key] = requests
+        try:
+            with connection.makefile("rb") as reader:
+                requests.serve(reader)
+        finally:
+            with self._lock:
+                self._clients.pop(key, None)
+                self._requests.pop(key, None)
+                self._left_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="starchat-lsp shared model host")
+    parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument("--settings", required=True, help="EngineSettings as JSON")
+    parser.add_argument("--restarts", type=int, default=1)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = protocol.settings_from_wire(json.loads(args.settings))
+    name, backends = backend_order(settings)
+    host: Host | None = None
+    engine = WorkerEngine(
+        settings,
+        name=name,
+        backends=backends,
+        restarts=args.restarts,
+        notify=lambda text: host.notify(text) if host is not None else None,
+    )
+    host = Host(engine, idle_seconds())
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_mask = os.umask(0o177)  # the socket file: the user's only
+    try:
+        listener.bind(str(args.socket))
+    finally:
+        os.umask(old_mask)
+    listener.listen(64)
+    try:
+        host.serve(listener)
+    finally:
+        with contextlib.suppress(OSError):
+            args.socket.unlink()
+        listener.close()
+        host.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
