@@ -243,6 +243,14 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for process {pid}")
 
 
+def rss_with_model(pid: int, client: RawLspClient) -> int:
+    """Resident memory of the server and of its model worker (another process: the model's
+    memory, its key-value cache included, lives there)."""
+    worker = client.request("starchat/status", None)["worker"]
+    model = rss_bytes(worker["pid"]) if worker and worker.get("pid") else 0
+    return rss_bytes(pid) + model
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Kill the process if it is still running (after a failed test)."""
     if proc.poll() is None:

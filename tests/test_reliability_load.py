@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from raw_lsp import log_tail, rss_bytes, start_stdio_server, stop, tiny_options, whole_lines
+from raw_lsp import log_tail, rss_with_model, start_stdio_server, stop, tiny_options, whole_lines
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the server's state from /proc"
@@ -94,7 +94,7 @@ def test_fifty_concurrent_requests_are_all_answered_and_leave_nothing_behind(
         # grown to what this load needs; they keep their threads, bounded by their size. A leak
         # is what grows on the second run of the same load.
         run_all(CONCURRENT)
-        rss_before = rss_bytes(proc.pid)
+        rss_before = rss_with_model(proc.pid, client)
         threads_before, files_before = threads_and_files(proc.pid)
 
         replies, started = run_all(CONCURRENT)
@@ -108,7 +108,7 @@ def test_fifty_concurrent_requests_are_all_answered_and_leave_nothing_behind(
         # The model is free at once: the next request does not queue behind anything.
         after = client.request(*request_params(0))
         assert after["usage"]["queue_wait_s"] < 0.5, after["usage"]
-        rss_after = rss_bytes(proc.pid)
+        rss_after = rss_with_model(proc.pid, client)
         # Worker threads end when their task does: give the pool a moment to shrink back.
         deadline = time.monotonic() + 5
         while threads_and_files(proc.pid) > (threads_before, files_before):

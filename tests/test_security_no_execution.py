@@ -1,6 +1,7 @@
 """Model output is text: nothing in the server or the CLI can run it. Checked on the source: no
 exec/eval/compile of strings, no shell, no pickle, and processes are started only by the model
-pulling code (pip, the hub download, the GGUF converter), with fixed commands. Only the eval
+pulling code (pip, the hub download, the GGUF converter) and the model's own worker and shared
+host, with fixed commands. Only the eval
 harness runs model-written code, in its sandbox (tests/test_eval_sandbox.py)."""
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import starchat_lsp
 
 PACKAGE = Path(starchat_lsp.__file__).parent
 SANDBOXED = ("eval/", "cli/eval_command.py")  # the eval harness: sandboxed on purpose
-STARTS_PROCESSES = {"models/hub.py", "models/fetch.py", "models/convert.py"}
+STARTS_PROCESSES = {
+    "models/hub.py",
+    "models/fetch.py",
+    "models/convert.py",
+    "engine/worker/process.py",  # the model worker: our own module, settings as JSON
+    "engine/worker/shared.py",  # the shared model host: our own module, settings as JSON
+}
 RUNS_TEXT = {"exec", "eval", "compile", "__import__"}
 UNSAFE_MODULES = {"pickle", "marshal", "shelve", "dill", "cloudpickle"}
 PROCESS_CALLS = {"system", "popen", "startfile"} | {

@@ -14,7 +14,7 @@ import pytest
 from raw_lsp import (
     RawLspClient,
     log_tail,
-    rss_bytes,
+    rss_with_model,
     start_stdio_server,
     stop,
     tiny_options,
@@ -125,8 +125,8 @@ def test_a_hundred_cancels_leave_the_server_healthy_and_its_memory_flat(server: 
                 f"cancel {index + 1}: {error}{log_tail(server.stderr_path)}"
             ) from None
         if index + 1 == WARM_UP:
-            rss_after_warm_up = rss_bytes(server.pid)
-    rss_at_end = rss_bytes(server.pid)
+            rss_after_warm_up = rss_with_model(server.pid, client)
+    rss_at_end = rss_with_model(server.pid, client)
     soak_s = time.monotonic() - started
 
     # Healthy and free: a normal request right after gets a whole answer without waiting.

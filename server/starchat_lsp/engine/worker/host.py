@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 IDLE_ENV = "STARCHAT_LSP_SHARED_IDLE_S"
 DEFAULT_IDLE_S = 300.0
+FIRST_CLIENT_WAIT_S = 60.0  # as long as a client waits for a host it started
 
 
 def idle_seconds() -> float:
@@ -49,7 +50,8 @@ class Host:
         self._clients: dict[int, protocol.Writer] = {}
         self._requests: dict[int, Requests] = {}
         self._lock = threading.Lock()
-        self._left_at = time.monotonic()
+        self._started_at = time.monotonic()
+        self._left_at: float | None = None  # when the last client left; None: none came yet
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="starchat-host")
 
     def notify(self, text: str) -> None:
@@ -66,15 +68,24 @@ class Host:
             try:
                 connection, _ = listener.accept()
             except TimeoutError:
-                with self._lock:
-                    idle = not self._clients and time.monotonic() - self._left_at >= self._idle_s
-                if idle:
+                if self._idle():
                     return
                 continue
             connection.settimeout(None)
             threading.Thread(
                 target=self._client, args=(connection,), name="starchat-host-client", daemon=True
             ).start()
+
+    def _idle(self) -> bool:
+        """No client for `idle_s` since the last one left; or none came at all (its starter
+        died before it connected) within the time a client waits for a host to start."""
+        now = time.monotonic()
+        with self._lock:
+            if self._clients:
+                return False
+            if self._left_at is None:
+                return now - self._started_at >= max(self._idle_s, FIRST_CLIENT_WAIT_S)
+            return now - self._left_at >= self._idle_s
 
     def status(self) -> dict[str, object]:
         """The worker's health, and who uses the host: clients, generations in flight."""

@@ -167,13 +167,18 @@ class SharedEngine(RemoteEngine):
         with self._spawn_lock():
             sock = self._connect()
             if sock is None:
-                self._start_host()
+                process = self._start_host()
                 deadline = time.monotonic() + START_TIMEOUT_S
                 while (sock := self._connect()) is None:
+                    if process.poll() is not None:
+                        raise EngineError(
+                            f"the shared model host exited as it started (exit code "
+                            f"{process.returncode}): see {self.log_path}"
+                        )
                     if time.monotonic() > deadline:
                         raise EngineError(
                             f"the shared model host did not start within {START_TIMEOUT_S:g} s: "
-                            "run `starchat-lsp doctor`"
+                            f"see {self.log_path}, or run `starchat-lsp doctor`"
                         )
                     time.sleep(0.02)
         return _SocketChannel(sock, on_notice=self._notify)
@@ -197,7 +202,7 @@ class SharedEngine(RemoteEngine):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _start_host(self) -> None:
+    def _start_host(self) -> subprocess.Popen[bytes]:
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()  # a host that died without removing it
         command = [sys.executable, "-m", "starchat_lsp.engine.worker.host"]
@@ -219,8 +224,7 @@ class SharedEngine(RemoteEngine):
             self._name,
             self.log_path,
         )
-        # Reaped by a thread if it ends while we live: no zombie.
-        threading.Thread(target=process.wait, name="starchat-host-reaper", daemon=True).start()
+        return process
 
     @property
     def log_path(self) -> Path:
