@@ -20,6 +20,7 @@ from bench import (
     reuse,
     scale,
     startup,
+    worker,
 )
 from bench.harness import REPO, Bench, Options
 from bench.results_model import Section
@@ -33,6 +34,7 @@ SECTIONS: dict[str, Callable[[Bench], Section]] = {
     "reuse": reuse.run,
     "startup": startup.run,
     "scale": scale.run,
+    "worker": worker.run,
 }
 
 
@@ -49,6 +51,13 @@ def parse(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument(
         "--samples", type=int, help="responsiveness samples (default 200; quick 20)"
+    )
+    parser.add_argument(
+        "--worker-backends",
+        nargs="+",
+        choices=["llamacpp", "transformers"],
+        help="section 8's backends (default: llama.cpp if the model has a GGUF, transformers; "
+        "quick: the first)",
     )
     parser.add_argument("--dtype", default="auto", help="as the server's model.dtype setting")
     parser.add_argument(
@@ -69,6 +78,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         concurrency=(1, 2) if quick else (1, 2, 4),
         dtype=args.dtype,
         sections=tuple(args.only or SECTIONS),
+        worker_backends=tuple(args.worker_backends or ()),
         out=args.out or REPO / "bench" / "results" / f"{stamp}-{name}{'-quick' if quick else ''}",
     )
 

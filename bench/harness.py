@@ -36,6 +36,7 @@ class Options:
     concurrency: tuple[int, ...]
     dtype: str
     sections: tuple[str, ...]
+    worker_backends: tuple[str, ...]  # section 8's backends; empty: what the model allows
     out: Path
 
 

@@ -45,9 +45,11 @@ def chart(path: Path, title: str, sections: list[Section]) -> None:
     ratios: dict[str, float] = {}
     for section in sections:
         series.update(section.series)
+        ratios.update(section.series.get("worker_ratios", {}))
         for row in section.rows:
             if row.ratio is not None and (
-                section.key in ("engine", "reuse") or "llama.cpp" in row.measure
+                section.key in ("engine", "reuse")
+                or ("llama.cpp" in row.measure and section.key != "worker")
             ):
                 ratios[
                     row.measure.replace("llama.cpp backend vs raw llama-cpp-python", "llama.cpp")

@@ -3,6 +3,8 @@ a completion after typing a few characters, with the engine's reuse on and off."
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.harness import EXAMPLE, Bench
 from bench.results_model import Row, Section
 from bench.stats import Spread, ratio
@@ -11,9 +13,9 @@ from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
 TARGET = 2.0  # at least twice as fast to the first token
 
 
-def conversation(bench: Bench, tokens: int) -> list[ChatMessage]:
-    """A conversation about code, grown turn by turn to about `tokens` tokens."""
-    engine = bench.engine()
+def conversation(engine: Any, tokens: int) -> list[ChatMessage]:
+    """A conversation about code, grown turn by turn to about `tokens` tokens of `engine`'s
+    rendered prompt (any in-process engine: it needs `render_chat`)."""
     messages = [ChatMessage("user", f"Here is my code:\n```python\n{EXAMPLE}```\nWhat does it do?")]
     turn = 0
     while engine.count_tokens(engine.render_chat(messages)) < tokens:
@@ -70,7 +72,7 @@ def run(bench: Bench) -> Section:
     section = Section("reuse", "5. Reuse of the shared prefix's KV cache")
     size = 300 if bench.options.quick else 1500
     engine = bench.engine()
-    history = conversation(bench, size)
+    history = conversation(engine, size)
     follow_up = [
         *history,
         ChatMessage("assistant", "It averages windows."),

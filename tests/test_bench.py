@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["engine", "lsp", "responsive", "cancel", "reuse", "startup", "scale"]
+SECTIONS = ["engine", "lsp", "responsive", "cancel", "reuse", "startup", "scale", "worker"]
 
 
 def test_quick_bench_runs_every_section_and_writes_the_report(
@@ -49,10 +49,16 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
         "Reuse",
         "Start-up",
         "Scale",
+        "Model process (worker, shared host) vs the engine in-process",
     ):
         assert title in report
     assert report == done.stdout
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The tiny model has no GGUF file: the llama.cpp rows say why they are missing.
-    scale = results["sections"][-1]
-    assert any("llama.cpp rows skipped" in note for note in scale["notes"])
+    by_key = {section["key"]: section for section in results["sections"]}
+    for key in ("scale", "worker"):
+        assert any("llama.cpp rows skipped" in note for note in by_key[key]["notes"]), key
+    # The worker section ran transformers in-process, in a worker and in a shared host.
+    measures = {row["measure"] for row in by_key["worker"]["rows"]}
+    for kind in ("worker", "shared host"):
+        assert f"transformers, {kind}: first token" in measures, measures
