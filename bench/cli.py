@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -86,6 +88,10 @@ def parse(argv: Sequence[str] | None) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     options.out.mkdir(parents=True, exist_ok=True)
+    # The servers it starts get model hosts of their own, gone when the run ends: a benchmark
+    # never shares a model with the user's editor, nor leaves one loaded for minutes.
+    os.environ.setdefault("STARCHAT_LSP_RUNTIME_DIR", tempfile.mkdtemp(prefix="bench-hosts-"))
+    os.environ.setdefault("STARCHAT_LSP_SHARED_IDLE_S", "1")
     bench = Bench(options)
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
     sections, failed = [], []
