@@ -198,27 +198,25 @@ def test_llamacpp_crashing_twice_falls_back_to_transformers_and_says_so_once(
         stop(proc)
 
 
-def _cli(*args: str, fault: str, hosts: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STARCHAT_LSP_WORKER_FAULT": fault, "STARCHAT_LSP_RUNTIME_DIR": str(hosts)}
-    command = [sys.executable, "-m", "starchat_lsp", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+def _explain(tmp_path: Path, model: str, *options: str, fault: str) -> Any:
+    """`starchat-lsp explain` on the buggy function, its model host in this test's folder."""
+    source = tmp_path / "total.py"
+    source.write_text(TEXT)
+    env = {
+        **os.environ,
+        "STARCHAT_LSP_WORKER_FAULT": fault,
+        "STARCHAT_LSP_RUNTIME_DIR": str(tmp_path / "hosts"),
+    }
+    command = [sys.executable, "-m", "starchat_lsp", "explain", str(source), "--model", model]
+    return subprocess.run(
+        [*command, *options], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_the_cli_answers_through_the_fallback_with_one_line_said(
     tmp_path: Path, small_gguf: str
 ) -> None:
-    source = tmp_path / "total.py"
-    source.write_text(TEXT)
-    done = _cli(
-        "explain",
-        str(source),
-        "--model",
-        small_gguf,
-        "--max-new-tokens",
-        "4",
-        fault="segv@prompt:llamacpp",
-        hosts=tmp_path / "hosts",
-    )
+    done = _explain(tmp_path, small_gguf, "--max-new-tokens", "4", fault="segv@prompt:llamacpp")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip(), "no answer"
     said = [line for line in done.stderr.splitlines() if "SIGSEGV" in line]
@@ -229,18 +227,7 @@ def test_the_cli_answers_through_the_fallback_with_one_line_said(
 def test_the_cli_with_a_chosen_backend_says_one_line_and_fails(
     tmp_path: Path, small_gguf: str
 ) -> None:
-    source = tmp_path / "total.py"
-    source.write_text(TEXT)
-    done = _cli(
-        "explain",
-        str(source),
-        "--model",
-        small_gguf,
-        "--backend",
-        "llamacpp",
-        fault="segv@prompt",
-        hosts=tmp_path / "hosts",
-    )
+    done = _explain(tmp_path, small_gguf, "--backend", "llamacpp", fault="segv@prompt")
     assert done.returncode == 1, done.stderr
     assert not done.stdout.strip(), done.stdout
     lines = [line for line in done.stderr.splitlines() if line.strip()]

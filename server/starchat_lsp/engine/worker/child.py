@@ -9,8 +9,6 @@ that started it.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -25,14 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="starchat-lsp model worker")
     parser.add_argument("--input", type=int, required=True)
     parser.add_argument("--output", type=int, required=True)
-    parser.add_argument("--settings", required=True, help="EngineSettings as JSON")
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = protocol.settings_from_wire(json.loads(args.settings))
+    args, settings = protocol.start_process(parser, argv)
     _set_threads(settings)
     writer = protocol.Writer(args.output)
     try:

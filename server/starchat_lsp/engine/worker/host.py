@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -120,15 +119,8 @@ class Host:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="starchat-lsp shared model host")
     parser.add_argument("--socket", required=True, type=Path)
-    parser.add_argument("--settings", required=True, help="EngineSettings as JSON")
     parser.add_argument("--restarts", type=int, default=1)
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = protocol.settings_from_wire(json.loads(args.settings))
+    args, settings = protocol.start_process(parser, argv)
     name, backends = backend_order(settings)
     host: Host | None = None
     engine = WorkerEngine(

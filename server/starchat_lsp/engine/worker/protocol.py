@@ -8,10 +8,13 @@ costs tens of microseconds a chunk, far below a token's time.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
+import sys
 import threading
 from typing import IO, Any
 
@@ -105,3 +108,17 @@ def result_to_wire(result: GenerationResult) -> Message:
 
 def result_from_wire(data: Message) -> GenerationResult:
     return GenerationResult(**{**data, "stop_reason": StopReason(data["stop_reason"])})
+
+
+def start_process(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, EngineSettings]:
+    """The common start of the worker and the host: their settings, their log, offline."""
+    parser.add_argument("--settings", required=True, help="EngineSettings as JSON")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return args, settings_from_wire(json.loads(args.settings))
