@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from starchat_lsp.engine.llamacpp_build import cpu_flags, cpu_has_amx
+from starchat_lsp.engine.llamacpp_build import cpu_flags, cpu_has_amx, cpuinfo_value
 
 # The flags that change which kernels the runtimes take (and, for AMX, whether llama.cpp crashes).
 FLAGS_THAT_MATTER = (
@@ -32,12 +32,5 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def model_name(cpuinfo: str = "/proc/cpuinfo") -> str:
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def model_name() -> str:
+    return cpuinfo_value("model name") or platform.processor() or platform.machine()

@@ -10,10 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from starchat_lsp.models.store import ResolvedModel
 
 BACKENDS = ("auto", "transformers", "llamacpp", "http")
 # What "auto" picks, and why: llama.cpp is 5-10x faster on a CPU (docs/benchmarks.md) and gave
@@ -66,22 +70,26 @@ def open_engine(
     """
     if settings.backend == "http":
         return create_engine(settings)
-    name, backends = backend_order(settings)
+    resolved, backends = backend_order(settings)
     if shared:
         from starchat_lsp.engine.worker.shared import SharedEngine
-        from starchat_lsp.models.store import ModelStore
 
-        location = ModelStore().resolve(settings.model).location
         return SharedEngine(
-            settings, name=name, model_location=location, restarts=restarts, notify=notify
+            settings,
+            name=resolved.name,
+            model_location=resolved.location,
+            restarts=restarts,
+            notify=notify,
         )
     from starchat_lsp.engine.worker.engine import WorkerEngine
 
-    return WorkerEngine(settings, name=name, backends=backends, notify=notify, restarts=restarts)
+    return WorkerEngine(
+        settings, name=resolved.name, backends=backends, notify=notify, restarts=restarts
+    )
 
 
-def backend_order(settings: EngineSettings) -> tuple[str, list[str]]:
-    """The model's name and the local backends to try for it, best first (`auto`: two)."""
+def backend_order(settings: EngineSettings) -> tuple[ResolvedModel, list[str]]:
+    """The model and the local backends to try for it, best first (`auto`: two)."""
     if settings.backend not in BACKENDS:
         raise EngineError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
     from starchat_lsp.models.store import ModelStore
@@ -90,10 +98,10 @@ def backend_order(settings: EngineSettings) -> tuple[str, list[str]]:
     if settings.backend != "auto":
         if settings.backend == "llamacpp":
             _require_gguf(settings.model, resolved.gguf_path)
-        return resolved.name, [settings.backend]
+        return resolved, [settings.backend]
     if _llamacpp_fits(resolved.gguf_path, settings.device):
-        return resolved.name, ["llamacpp", "transformers"]
-    return resolved.name, ["transformers"]
+        return resolved, ["llamacpp", "transformers"]
+    return resolved, ["transformers"]
 
 
 def create_engine(settings: EngineSettings) -> Engine:
@@ -102,26 +110,17 @@ def create_engine(settings: EngineSettings) -> Engine:
     The product runs local models through `open_engine` (a worker process); this is what the
     worker itself, the benchmarks' in-process rows and the engine tests use.
     """
-    if settings.backend not in BACKENDS:
-        raise EngineError(f"unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
     if settings.backend == "http":
         from starchat_lsp.engine.http_engine import HttpEngine
 
         return HttpEngine(settings.http, name=settings.http.model or settings.model)
 
-    from starchat_lsp.models.store import ModelStore
-
-    resolved = ModelStore().resolve(settings.model)
-    backend = settings.backend
-    if backend == "auto":
-        fits = _llamacpp_fits(resolved.gguf_path, settings.device)
-        backend = "llamacpp" if fits else "transformers"
-    if backend == "llamacpp":
+    resolved, backends = backend_order(settings)
+    if backends[0] == "llamacpp":
         from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 
-        gguf_path = _require_gguf(settings.model, resolved.gguf_path)
         return LlamaCppEngine(
-            str(gguf_path),
+            str(_require_gguf(settings.model, resolved.gguf_path)),
             name=resolved.name,
             threads=settings.threads,
             context_size=settings.context_size,

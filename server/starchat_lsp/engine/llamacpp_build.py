@@ -24,16 +24,21 @@ REBUILD_HINT = (
 )
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo has none, e.g. on macOS)."""
+def cpuinfo_value(key: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The first CPU's `key` line of /proc/cpuinfo (None where it has none, e.g. on macOS)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
+                if line.startswith(key):
+                    return line.partition(":")[2].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo has none)."""
+    return set((cpuinfo_value("flags") or "").split())
 
 
 def cpu_has_amx(flags: set[str] | None = None) -> bool:

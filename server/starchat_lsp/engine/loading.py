@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from starchat_lsp.engine.base import ProgressCallback
+from starchat_lsp.engine.cpu import cpu_flags
 from starchat_lsp.engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,9 @@ def choose_device(setting: str = "auto") -> str:
     return setting
 
 
-def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:
+def cpu_has_fast_bf16() -> bool:
     """bf16 pays off on CPUs with native bf16 dot products (AVX512-BF16, AMX); elsewhere fp32."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = set(cpuinfo.split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def choose_dtype(setting: str, device: str) -> str:

@@ -138,6 +138,7 @@ class WorkerEngine(RemoteEngine):
                 self._worker = None
             self._crashes_on_backend += 1
             fallback = None
+            gave_up = False
             if self._closed:
                 then = "the engine is closed"
             elif self._crashes_on_backend <= self._restarts:
@@ -151,6 +152,7 @@ class WorkerEngine(RemoteEngine):
                     "set model.backend to choose"
                 )
             else:
+                gave_up = True
                 then = (
                     "run `starchat-lsp doctor`, then choose another backend (model.backend) "
                     "or a smaller model"
@@ -163,7 +165,7 @@ class WorkerEngine(RemoteEngine):
             log.info("model worker %d: %s", worker.pid, message)  # the caller tells the user
             if fallback is not None:
                 self._notify(message)
-            elif "doctor" in then:
+            elif gave_up:
                 self._given_up = message
             retry = not self._closed and self._given_up is None
             error = ModelCrashedError(

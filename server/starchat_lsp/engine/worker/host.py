@@ -46,8 +46,7 @@ class Host:
     def __init__(self, engine: WorkerEngine, idle_s: float) -> None:
         self._engine = engine
         self._idle_s = idle_s
-        self._clients: dict[int, protocol.Writer] = {}
-        self._requests: dict[int, Requests] = {}
+        self._clients: dict[int, Requests] = {}  # by the connection's file descriptor
         self._lock = threading.Lock()
         self._started_at = time.monotonic()
         self._left_at: float | None = None  # when the last client left; None: none came yet
@@ -56,10 +55,9 @@ class Host:
     def notify(self, text: str) -> None:
         """Told to every client: a fallback concerns them all."""
         with self._lock:
-            writers = list(self._clients.values())
-        for writer in writers:
-            with contextlib.suppress(OSError):
-                writer.send({"op": "notice", "text": text})
+            clients = list(self._clients.values())
+        for requests in clients:
+            requests.notice(text)
 
     def serve(self, listener: socket.socket) -> None:
         listener.settimeout(0.5)
@@ -90,23 +88,20 @@ class Host:
         """The worker's health, and who uses the host: clients, generations in flight."""
         with self._lock:
             clients = len(self._clients)
-            in_flight = sum(requests.in_flight for requests in self._requests.values())
+            in_flight = sum(requests.in_flight for requests in self._clients.values())
         return {**self._engine.health, "clients": clients, "in_flight": in_flight}
 
     def _client(self, connection: socket.socket) -> None:
         key = connection.fileno()
-        writer = protocol.Writer(key)
-        requests = Requests(self._engine, writer, self._pool, status=self.status)
+        requests = Requests(self._engine, protocol.Writer(key), self._pool, status=self.status)
         with self._lock:
-            self._clients[key] = writer
-            self._requests[key] = requests
+            self._clients[key] = requests
         try:
             with connection.makefile("rb") as reader:
                 requests.serve(reader)
         finally:
             with self._lock:
                 self._clients.pop(key, None)
-                self._requests.pop(key, None)
                 self._left_at = time.monotonic()
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -121,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, type=Path)
     parser.add_argument("--restarts", type=int, default=1)
     args, settings = protocol.start_process(parser, argv)
-    name, backends = backend_order(settings)
+    resolved, backends = backend_order(settings)
     host: Host | None = None
     engine = WorkerEngine(
         settings,
-        name=name,
+        name=resolved.name,
         backends=backends,
         restarts=args.restarts,
         notify=lambda text: host.notify(text) if host is not None else None,

@@ -93,17 +93,7 @@ def prompt_from_wire(data: Message) -> CompletionPrompt:
 
 
 def result_to_wire(result: GenerationResult) -> Message:
-    return {
-        "text": result.text,
-        "stop_reason": result.stop_reason.value,
-        "tokens_in": result.tokens_in,
-        "tokens_out": result.tokens_out,
-        "time_to_first_token_s": result.time_to_first_token_s,
-        "total_s": result.total_s,
-        "queue_wait_s": result.queue_wait_s,
-        "reused_tokens": result.reused_tokens,
-        "error": result.error,
-    }
+    return {**dataclasses.asdict(result), "stop_reason": result.stop_reason.value}
 
 
 def result_from_wire(data: Message) -> GenerationResult:

@@ -65,10 +65,10 @@ class RemoteEngine:
 
     def count_tokens(self, text: str) -> int:
         # The budget counts the same texts again and again: a round trip is saved per repeat.
-        connection, _ = self._ready()
         counts = self._counts
         if text in counts:
             return counts[text]
+        connection, _ = self._ready()
         request, pending = connection.request("count", text=text)
         count = int(self._value(connection, request, pending))  # type: ignore[call-overload]
         if len(counts) >= COUNT_CACHE_SIZE:

@@ -68,7 +68,7 @@ class Requests:
         elif op == "count":
             self._pool.submit(self._answer, request, self._engine.count_tokens, message["text"])
         elif op == "status":
-            self._pool.submit(self._answer, request, self._status)
+            self._pool.submit(self._answer, request, self._status_of)
         elif op in ("chat", "complete"):
             flag = CancelFlag()
             with self._flags_lock:
@@ -103,8 +103,9 @@ class Requests:
             "load_time_s": getattr(self._engine, "load_time_s", None),
         }
 
-    def _status(self) -> object:
-        return self._status_of()
+    def notice(self, text: str) -> None:
+        """A message for the other side that answers no request (a fallback, say)."""
+        self._send({"op": "notice", "text": text})
 
     @property
     def in_flight(self) -> int:

@@ -69,11 +69,6 @@ def host_key(settings: EngineSettings, model_location: str) -> str:
     return digest[:20]
 
 
-class _HostConnection(Connection):
-    def _describe_end(self) -> str:
-        return "ended (the shared model host went away)"
-
-
 class SharedEngine(RemoteEngine):
     def __init__(
         self,
@@ -95,10 +90,6 @@ class SharedEngine(RemoteEngine):
         self._loaded: Message = {}
         self._closed = False
         self._health: dict[str, object] | None = None
-
-    @property
-    def socket_path(self) -> Path:
-        return self._socket_path
 
     @property
     def health(self) -> dict[str, object] | None:
@@ -231,7 +222,7 @@ class SharedEngine(RemoteEngine):
         return self._socket_path.with_suffix(".log")
 
 
-class _SocketChannel(_HostConnection):
+class _SocketChannel(Connection):
     def __init__(self, sock: socket.socket, *, on_notice: Callable[[str], None]) -> None:
         self._socket = sock
         super().__init__(
@@ -244,6 +235,9 @@ class _SocketChannel(_HostConnection):
     def close_channel(self) -> None:
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
+
+    def _describe_end(self) -> str:
+        return "ended (the shared model host went away)"
 
     def _ended(self) -> None:
         self._socket.close()
