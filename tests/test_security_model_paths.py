@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.errors import EngineError
 from starchat_lsp.models import store as store_module
 from starchat_lsp.models.errors import PullError
 from starchat_lsp.models.store import ModelStore, _store_name

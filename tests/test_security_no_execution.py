@@ -1,8 +1,8 @@
 """Model output is text: nothing in the server or the CLI can run it. Checked on the source: no
 exec/eval/compile of strings, no shell, no pickle, and processes are started only by the model
 pulling code (pip, the hub download, the GGUF converter) and the model's own worker and shared
-host, with fixed commands. Only the eval
-harness runs model-written code, in its sandbox (tests/test_eval_sandbox.py)."""
+host, with fixed commands. Only the sandbox runs model-written code (candidate fixes and the eval
+harness's answers), in a limited child process (tests/test_sandbox.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import starchat_lsp
 
 PACKAGE = Path(starchat_lsp.__file__).parent
-SANDBOXED = ("eval/", "cli/eval_command.py")  # the eval harness: sandboxed on purpose
+SANDBOXED = ("sandbox/",)  # runs model-written code on purpose, in a limited child
 STARTS_PROCESSES = {
     "models/hub.py",
     "models/fetch.py",
@@ -36,7 +36,7 @@ def modules() -> list[tuple[str, ast.Module]]:
     return found
 
 
-def test_no_module_outside_the_eval_harness_can_run_text() -> None:
+def test_no_module_outside_the_sandbox_can_run_text() -> None:
     problems = []
     for name, tree in modules():
         for node in ast.walk(tree):

@@ -122,8 +122,8 @@ def test_a_client_that_goes_away_stops_its_generation(
 
 
 def test_the_hosts_folder_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from starchat_lsp.engine.errors import EngineError
     from starchat_lsp.engine.worker.shared import RUNTIME_DIR_ENV, runtime_dir
+    from starchat_lsp.errors import EngineError
 
     folder = tmp_path / "hosts"
     monkeypatch.setenv(RUNTIME_DIR_ENV, str(folder))

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from starchat_lsp.engine.base import CancelFlag, Engine
-from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.engine.factory import EngineSettings, open_engine
+from starchat_lsp.errors import EngineError
 
 log = logging.getLogger(__name__)
 

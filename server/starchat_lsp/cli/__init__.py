@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from starchat_lsp import __version__
 from starchat_lsp.cli.errors import UserError
-from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.errors import EngineError
 
 
 def build_parser() -> argparse.ArgumentParser:

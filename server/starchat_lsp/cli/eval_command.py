@@ -18,12 +18,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from starchat_lsp import sandbox
 from starchat_lsp.cli import terminal
 from starchat_lsp.cli.engine_options import add_engine_options
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.engine.base import Engine, GenerationSettings
 from starchat_lsp.engine.factory import open_engine
-from starchat_lsp.eval import judge, runner, sandbox
+from starchat_lsp.eval import judge, runner
 from starchat_lsp.eval.candidates import CandidateError, engine_settings, label
 from starchat_lsp.eval.prompt_sets import (
     PROMPT_TYPES,

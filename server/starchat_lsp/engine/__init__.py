@@ -10,7 +10,7 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
-from starchat_lsp.engine.errors import EngineError, ModelLoadError, ModelNotPulledError
+from starchat_lsp.errors import EngineError, ModelLoadError
 
 __all__ = [
     "CancelFlag",
@@ -21,7 +21,6 @@ __all__ = [
     "GenerationResult",
     "GenerationSettings",
     "ModelLoadError",
-    "ModelNotPulledError",
     "StopReason",
     "TextStream",
 ]

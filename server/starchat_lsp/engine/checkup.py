@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 from starchat_lsp.engine import cpu, llamacpp_build
 from starchat_lsp.engine.base import ChatMessage, GenerationSettings
-from starchat_lsp.engine.errors import EngineError, ModelCrashedError
+from starchat_lsp.engine.errors import ModelCrashedError
 from starchat_lsp.engine.factory import EngineSettings, backend_order, open_engine
+from starchat_lsp.errors import EngineError
 
 SMOKE_PROMPT = "Write a Python function that adds two numbers."
 SMOKE_TOKENS = 24

@@ -1,27 +1,6 @@
-"""Errors a user can act on: each message says what happened and what to do."""
+"""The engines' own errors; the ones the model store shares with them are in starchat_lsp.errors."""
 
-
-class EngineError(Exception):
-    """Base class for engine failures; the message is shown to the user as it is."""
-
-
-class ModelLoadError(EngineError):
-    """The model could not be loaded (missing folder, not pulled, offline hub id, out of memory)."""
-
-
-class ModelNotPulledError(ModelLoadError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model {name!r} is not pulled: run `starchat-lsp models pull {name}`")
-        self.model_name = name
-
-
-class UnknownModelError(ModelLoadError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(
-            f"unknown model {name!r}: name one of {', '.join(known)}, a local model folder, "
-            "or a Hugging Face hub id (owner/name)"
-        )
-        self.model_name = name
+from starchat_lsp.errors import EngineError
 
 
 class ModelCrashedError(EngineError):

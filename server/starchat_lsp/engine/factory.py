@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starchat_lsp.engine.base import Engine
-from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.errors import EngineError
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
 if TYPE_CHECKING:

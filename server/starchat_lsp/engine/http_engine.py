@@ -44,9 +44,9 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
-from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.factory import HttpEngineSettings
 from starchat_lsp.engine.stop_strings import StopStringMatcher
+from starchat_lsp.errors import EngineError, ModelLoadError
 
 log = logging.getLogger(__name__)
 

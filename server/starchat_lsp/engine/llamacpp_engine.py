@@ -36,8 +36,8 @@ from starchat_lsp.engine.base import (
     TextStream,
 )
 from starchat_lsp.engine.cpu import usable_cores
-from starchat_lsp.engine.errors import EngineError, ModelLoadError
 from starchat_lsp.engine.stop_strings import StopStringMatcher
+from starchat_lsp.errors import EngineError, ModelLoadError
 
 log = logging.getLogger(__name__)
 # The runtime's own chatter (banner, metadata, chat template): shown with --verbose only.

@@ -10,7 +10,7 @@ from typing import Any
 
 from starchat_lsp.engine.base import ProgressCallback
 from starchat_lsp.engine.cpu import cpu_flags
-from starchat_lsp.engine.errors import ModelLoadError
+from starchat_lsp.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,13 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
-from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.engine.loading import (
     LoadedModel,
     choose_device,
     choose_dtype,
     load_transformers_model,
 )
+from starchat_lsp.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 from starchat_lsp.eval import records
 from starchat_lsp.eval.chart import write_score_chart
 from starchat_lsp.eval.runner import run_candidates
-from starchat_lsp.eval.sandbox import STATUSES
 from starchat_lsp.eval.scores import Summary, VerificationSummary, summarize
+from starchat_lsp.sandbox import STATUSES
 
 CHART = "scores.png"
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starchat_lsp import tasks
+from starchat_lsp import sandbox, tasks
 from starchat_lsp.context import prompts
 from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings, StopReason
-from starchat_lsp.eval import records, sandbox
+from starchat_lsp.eval import records
 from starchat_lsp.eval.answer_code import written_code
 from starchat_lsp.eval.candidates import VERIFY, verifies
 from starchat_lsp.eval.prompt_sets import EvalPrompt, parse_prompt

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from starchat_lsp.eval.sandbox import STATUSES
+from starchat_lsp.sandbox import STATUSES
 
 
 @dataclass(kw_only=True)

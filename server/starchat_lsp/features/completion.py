@@ -16,7 +16,7 @@ from lsprotocol import types
 from starchat_lsp import completion
 from starchat_lsp.context.completion_scope import Scope, completion_scope
 from starchat_lsp.engine.base import CancelFlag, Engine, StopReason
-from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.errors import EngineError
 from starchat_lsp.features.assist_jobs import language_of
 from starchat_lsp.features.errors import json_rpc_errors
 

@@ -15,7 +15,7 @@ from pygls.exceptions import (
 )
 
 from starchat_lsp.context.budget import ContextTooSmallError
-from starchat_lsp.engine.errors import EngineError
+from starchat_lsp.errors import EngineError
 from starchat_lsp.tasks import NoInstructionError
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import platformdirs
 
-from starchat_lsp.engine.errors import ModelLoadError, ModelNotPulledError, UnknownModelError
+from starchat_lsp.errors import ModelLoadError
 from starchat_lsp.models.catalogue import CATALOGUE, DEFAULT_MODEL, CatalogueEntry
 from starchat_lsp.models.convert import CONVERTER_VERSION, convert_gguf
-from starchat_lsp.models.errors import PullError
+from starchat_lsp.models.errors import ModelNotPulledError, PullError, UnknownModelError
 from starchat_lsp.models.fetch import Progress, fetch_gguf
 from starchat_lsp.models.hub import download_from_hub
 from starchat_lsp.models.local import copy_folder, copy_gguf

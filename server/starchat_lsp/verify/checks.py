@@ -1,9 +1,10 @@
-"""Check one candidate fix: static checks by tree-sitter, then the evidence in the eval sandbox.
+"""Check one candidate fix: static checks by tree-sitter, then the evidence in the sandbox.
 
 Static: the fix parses, keeps every selected function's name and parameters (unless the user
 asked to change them), changes at least one line, and how many lines it changes. Dynamic (Python
 only): the fixed document loads, and each evidence check passes, each run in its own sandboxed
-process (`eval.sandbox`: time and memory limits, no network, a temporary folder), never here.
+process (`starchat_lsp.sandbox`: time and memory limits, no network, a temporary folder), never
+here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starchat_lsp import edits, tasks
+from starchat_lsp import edits, sandbox, tasks
 from starchat_lsp.context import syntax
-from starchat_lsp.eval import sandbox
 from starchat_lsp.verify.evidence import Check
 
 # A user who asks for another name or other parameters gets them.

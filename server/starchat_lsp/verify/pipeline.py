@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starchat_lsp import edits, tasks
+from starchat_lsp import edits, sandbox, tasks
 from starchat_lsp.context import prompts
 from starchat_lsp.engine.base import (
     CancelFlag,
@@ -31,7 +31,6 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
 )
-from starchat_lsp.eval import sandbox
 from starchat_lsp.verify import checks, evidence, model_tests, ranking
 from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check

@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from starchat_lsp.engine.base import ProgressCallback
-from starchat_lsp.engine.errors import EngineError, ModelCrashedError
+from starchat_lsp.engine.errors import ModelCrashedError
 from starchat_lsp.engine.factory import EngineSettings
 from starchat_lsp.engine.worker.connection import Connection
 from starchat_lsp.engine.worker.process import WorkerProcess
 from starchat_lsp.engine.worker.protocol import Message
 from starchat_lsp.engine.worker.remote import RemoteEngine
+from starchat_lsp.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
-from starchat_lsp.engine.errors import EngineError, ModelCrashedError, ModelLoadError
+from starchat_lsp.engine.errors import ModelCrashedError
 from starchat_lsp.engine.worker import protocol
 from starchat_lsp.engine.worker.connection import Connection, Pending
 from starchat_lsp.engine.worker.protocol import Message
+from starchat_lsp.errors import EngineError, ModelLoadError
 
 _LOAD_ERRORS = {"ModelLoadError", "ModelNotPulledError", "UnknownModelError"}
 _ENDINGS = ("done", "error", "crashed")

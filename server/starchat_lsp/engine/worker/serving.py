@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from starchat_lsp.engine.base import CancelFlag, Engine, TextStream
-from starchat_lsp.engine.errors import EngineError
 from starchat_lsp.engine.worker import faults, protocol
 from starchat_lsp.engine.worker.protocol import Message
 from starchat_lsp.engine.worker.remote import error_to_wire
+from starchat_lsp.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from starchat_lsp.eval.sandbox import Limits, network_namespace_works, run_python_tests
+from starchat_lsp.sandbox import Limits, network_namespace_works, run_python_tests
 
 TESTS = "assert double(2) == 4\nassert double(-1) == -2"
 QUICK = Limits(time_s=3, memory_mb=256)
@@ -77,7 +77,7 @@ def test_network_is_refused() -> None:
     )
     result = run_python_tests(code, TESTS, "double", QUICK)
     assert result.status == "fail"
-    assert "blocked in the eval sandbox" in result.detail
+    assert "blocked in the sandbox" in result.detail
 
 
 def test_a_raw_socket_is_refused_before_connecting() -> None:
@@ -115,7 +115,7 @@ def test_the_code_runs_in_a_fresh_temporary_folder() -> None:
     code = (
         "import os\n"
         "def double(x):\n"
-        "    assert os.path.basename(os.getcwd()).startswith('starchat-eval-')\n"
+        "    assert os.path.basename(os.getcwd()).startswith('starchat-sandbox-')\n"
         "    assert os.getcwd() != " + repr(os.getcwd()) + "\n"
         "    open('scratch.txt', 'w').write('ok')\n"
         "    return 2 * x\n"
@@ -149,7 +149,7 @@ def test_reading_files_outside_its_folder_is_refused(tmp_path: Path) -> None:
         code = f"def double(x):\n    return 2 * x\nleak = {attempt}\n"
         result = run_python_tests(code, TESTS, "double", QUICK)
         assert result.status == "error", (attempt, result)
-        assert "blocked in the eval sandbox" in result.detail, result.detail
+        assert "blocked in the sandbox" in result.detail, result.detail
         assert "PRIVATE KEY" not in result.detail
 
 
@@ -157,7 +157,7 @@ def test_writing_outside_its_folder_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "planted.py"
     code = f"def double(x):\n    return 2 * x\nopen({str(target)!r}, 'w').write('x')\n"
     result = run_python_tests(code, TESTS, "double", QUICK)
-    assert result.status == "error" and "blocked in the eval sandbox" in result.detail
+    assert result.status == "error" and "blocked in the sandbox" in result.detail
     assert not target.exists()
 
 
