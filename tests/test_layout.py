@@ -121,7 +121,7 @@ def test_each_rule_catches_its_import() -> None:
         "cli/eval_command.py": "from starchat_lsp.eval import judge",
         "engine/factory.py": "from starchat_lsp.models.store import ModelStore",
         "verify/checks.py": "from starchat_lsp import sandbox",
-        "features/errors.py": "from starchat_lsp.engine.errors import EngineError",
+        "cli/code_commands.py": "from starchat_lsp.engine.errors import ModelCrashedError",
         "models/store.py": "from starchat_lsp.errors import ModelLoadError",
     }
     for path, source in allowed.items():
