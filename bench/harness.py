@@ -65,8 +65,9 @@ class Bench:
                 name=self.resolved.name,
                 is_hub_id=self.resolved.is_hub_id,
                 dtype=self.options.dtype,
+                prepare=self.resolved.prepare_transformers,  # converts a pulled GGUF, once
             )
-            engine.load()
+            engine.load(self.log)
         engine.reuse_prefix = reuse_prefix
         return engine
 

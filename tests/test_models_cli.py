@@ -57,7 +57,14 @@ def test_path_prints_only_the_folder_of_a_pulled_model(cache: Path, tmp_path: Pa
 
     result = starchat(cache, "path", "tuned")
     assert result.returncode == 0
-    assert result.stdout == f"{cache / 'tuned' / 'hf'}\n"
+    assert result.stdout == f"{cache / 'tuned'}\n"
+    assert (cache / "tuned" / "hf" / "config.json").is_file()
+
+    # A folder is the model itself: no GGUF, its transformers size, nothing to remove apart.
+    [row] = [line for line in starchat(cache, "list").stdout.splitlines() if "tuned" in line]
+    assert row.split()[:5] == ["tuned", "yes", "-", "2", "B"], row
+    assert_one_line_error(starchat(cache, "remove", "tuned", "--keep-gguf"), "has no GGUF")
+    assert (cache / "tuned" / "hf" / "config.json").is_file()
 
     assert starchat(cache, "remove", "tuned").stdout == "removed tuned\n"
     assert_one_line_error(starchat(cache, "path", "tuned"), "unknown model 'tuned'")

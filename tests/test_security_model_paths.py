@@ -113,7 +113,7 @@ def test_a_path_is_taken_only_as_the_local_model_folder_it_names(
         assert Path(resolved.location) == outside.resolve() and not resolved.is_hub_id
     # Pulling it copies it into the cache; the original stays as it was.
     pulled = store.pull("../outside")
-    assert inside(pulled, store.root) and (pulled / "config.json").is_file()
+    assert inside(pulled, store.root) and (pulled / "hf" / "config.json").is_file()
     assert sorted(p.name for p in outside.iterdir()) == ["canary", "config.json"]
     assert store.remove("outside") is True
     assert (outside / "canary").read_text() == "keep me"

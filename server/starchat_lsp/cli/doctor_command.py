@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from starchat_lsp.cli import terminal
 from starchat_lsp.engine import checkup
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from starchat_lsp.models.store import ModelStore
@@ -36,9 +37,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     backends = tuple(args.backend) if args.backend else checkup.LOCAL_BACKENDS
     console = Console(highlight=False, soft_wrap=True)
-    if not args.json:
+    if args.json:
+        found = checkup.examine(args.model, backends)
+    else:
         console.print(f"[dim]trying {args.model} on {', '.join(backends)}…[/dim]")
-    found = checkup.examine(args.model, backends)
+        # A first transformers use converts the GGUF (minutes for a large model): its progress.
+        with terminal.stderr.status(f"loading {args.model}…") as status:
+            found = checkup.examine(
+                args.model,
+                backends,
+                lambda backend, message: status.update(f"{backend}: {message}…"),
+            )
     models = [
         {"name": m.name, "size_on_disk": m.size_on_disk, "default": m.is_default}
         for m in ModelStore().list()

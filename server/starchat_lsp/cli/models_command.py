@@ -1,4 +1,9 @@
-"""`starchat-lsp models list | pull NAME | path NAME | remove NAME`: the local model cache."""
+"""`starchat-lsp models list | pull NAME | path NAME | remove NAME`: the local model cache.
+
+A pull fetches what the default backend (llama.cpp) runs: the verified GGUF. Its transformers copy
+is converted on the transformers backend's first use, or at pull with `--backend transformers`;
+`remove --keep-gguf` deletes that copy alone.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from rich.table import Table
 
 from starchat_lsp.cli import terminal
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
-from starchat_lsp.models.store import ModelStore
+from starchat_lsp.models.store import ModelStatus, ModelStore
 
 _STAGES = {
     "wait": "waiting for another pull of this model",
@@ -36,8 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Manage the local model cache (set STARCHAT_LSP_CACHE to move it).",
     )
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="the catalogue and what is pulled")
-    pull = actions.add_parser("pull", help="download (or copy) and convert a model")
+    actions.add_parser(
+        "list", help="the catalogue, what is pulled and its size on disk per backend"
+    )
+    pull = actions.add_parser(
+        "pull",
+        help="download (or copy) and verify a model",
+        description="Download (or copy) and verify a model: a GGUF is what the default backend "
+        "(llama.cpp) runs; the transformers backend converts it on first use.",
+    )
     pull.add_argument(
         "name",
         nargs="?",
@@ -45,10 +57,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"a catalogue name (default {DEFAULT_MODEL}), a .gguf file, a model folder "
         "or a Hugging Face hub id",
     )
-    path = actions.add_parser("path", help="print a pulled model's folder (for scripts)")
+    pull.add_argument(
+        "--backend",
+        choices=("llamacpp", "transformers"),
+        default="llamacpp",
+        help="llamacpp (default): the GGUF only; transformers: also convert it to a "
+        "transformers folder now (several times the GGUF's size on disk)",
+    )
+    path = actions.add_parser(
+        "path", help="print a pulled model's folder: model.gguf, and hf/ once converted"
+    )
     path.add_argument("name")
     remove = actions.add_parser("remove", help="delete a pulled model from the cache")
     remove.add_argument("name")
+    remove.add_argument(
+        "--keep-gguf",
+        action="store_true",
+        help="delete only the transformers copy converted from the GGUF (most of the space); "
+        "llama.cpp keeps working, transformers converts again on its next use",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,9 +85,16 @@ def run(args: argparse.Namespace) -> int:
     if action == "list":
         return _list(store)
     if action == "pull":
-        return _pull(store, args.name)
+        return _pull(store, args.name, convert=args.backend == "transformers")
     if action == "path":
         print(store.path(args.name))
+        return 0
+    if args.keep_gguf:
+        freed = store.remove_converted(args.name)
+        if freed:
+            print(f"removed the transformers copy of {args.name} ({_human(freed)}); its GGUF stays")
+        else:
+            print(f"{args.name} has no transformers copy in {store.root}: nothing removed")
         return 0
     if store.remove(args.name):
         print(f"removed {args.name}")
@@ -70,13 +104,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(store: ModelStore) -> int:
-    table = Table(box=None, pad_edge=False, caption=f"* default model; cache: {store.root}")
-    for column in ("NAME", "PULLED", "SIZE", "DESCRIPTION"):
-        table.add_column(column, justify="right" if column == "SIZE" else "left")
+    table = Table(
+        box=None,
+        pad_edge=False,
+        caption="* default model; GGUF: what llama.cpp (the default backend) runs; "
+        f"TRANSFORMERS: converted from it on first use\ncache: {store.root}",
+        caption_justify="left",
+    )
+    for column in ("NAME", "PULLED", "GGUF", "TRANSFORMERS", "TOTAL", "DESCRIPTION"):
+        table.add_column(column, justify="left" if column in ("NAME", "DESCRIPTION") else "right")
     for status in store.list():
         table.add_row(
             ("* " if status.is_default else "  ") + status.name,
             "yes" if status.pulled else "no",
+            _human(status.gguf_size) if status.gguf_size else "-",
+            _transformers_column(status),
             _human(status.size_on_disk) if status.size_on_disk else "-",
             status.description,
         )
@@ -84,7 +126,17 @@ def _list(store: ModelStore) -> int:
     return 0
 
 
-def _pull(store: ModelStore, name: str) -> int:
+def _transformers_column(status: ModelStatus) -> str:
+    if status.gguf_size is None or not status.pulled:  # no GGUF: the folder is the model
+        return _human(status.transformers_size) if status.transformers_size else "-"
+    if status.converted:
+        return _human(status.transformers_size)
+    if status.transformers_size:
+        return f"outdated {_human(status.transformers_size)}"  # converted again on use
+    return "not converted"
+
+
+def _pull(store: ModelStore, name: str, *, convert: bool) -> int:
     started = time.monotonic()
     columns = (
         SpinnerColumn(),
@@ -112,10 +164,13 @@ def _pull(store: ModelStore, name: str) -> int:
             bars.update(tasks[stage], completed=done, total=total or None, detail=detail)
 
         folder = store.pull(name, progress=report)
+        if convert:
+            store.converted(folder.name, progress=report)
         for task in tasks.values():
             bars.update(task, total=1, completed=1)
     took = time.monotonic() - started
-    print(f"{folder.parent.name} is ready ({took:.0f} s): {folder}")
+    [status] = [s for s in store.list() if s.name == folder.name]
+    print(f"{folder.name} is ready ({took:.0f} s, {_human(status.size_on_disk)}): {folder}")
     return 0
 
 

@@ -7,10 +7,12 @@ this machine (llama.cpp's AMX path, a broken CUDA driver) is reported, never fat
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 from starchat_lsp.engine import cpu, llamacpp_build
-from starchat_lsp.engine.base import ChatMessage, GenerationSettings
+from starchat_lsp.engine.base import ChatMessage, GenerationSettings, ProgressCallback
 from starchat_lsp.engine.errors import ModelCrashedError
 from starchat_lsp.engine.factory import EngineSettings, backend_order, open_engine
 from starchat_lsp.errors import EngineError
@@ -60,7 +62,13 @@ def _version(package: str) -> str | None:
         return None
 
 
-def examine(model: str, backends: tuple[str, ...] = LOCAL_BACKENDS) -> Checkup:
+def examine(
+    model: str,
+    backends: tuple[str, ...] = LOCAL_BACKENDS,
+    progress: Callable[[str, str], None] | None = None,
+) -> Checkup:
+    """`progress(backend, message)`: each backend's load as it goes (a first transformers use
+    converts the GGUF: minutes for a large model)."""
     flags = cpu.cpu_flags()
     info = llamacpp_build.system_info()
     try:
@@ -81,7 +89,10 @@ def examine(model: str, backends: tuple[str, ...] = LOCAL_BACKENDS) -> Checkup:
         default_order=order,
     )
     for backend in backends:
-        checkup.smoke.append(smoke(model, backend, installed=_installed(checkup, backend)))
+        say = partial(progress, backend) if progress else None
+        checkup.smoke.append(
+            smoke(model, backend, installed=_installed(checkup, backend), progress=say)
+        )
     checkup.advice = advise(checkup)
     return checkup
 
@@ -91,7 +102,9 @@ def _installed(checkup: Checkup, backend: str) -> bool:
     return checkup.versions.get(package) is not None
 
 
-def smoke(model: str, backend: str, *, installed: bool = True) -> SmokeResult:
+def smoke(
+    model: str, backend: str, *, installed: bool = True, progress: ProgressCallback | None = None
+) -> SmokeResult:
     """A short answer from `backend` in a worker process: OK with its speed, or what failed."""
     if not installed:
         return SmokeResult(backend, "not installed")
@@ -101,7 +114,7 @@ def smoke(model: str, backend: str, *, installed: bool = True) -> SmokeResult:
     except EngineError as error:
         return SmokeResult(backend, "error", str(error))
     try:
-        engine.load()
+        engine.load(progress)
         stream = engine.chat(
             [ChatMessage("user", SMOKE_PROMPT)], GenerationSettings(max_new_tokens=SMOKE_TOKENS)
         )

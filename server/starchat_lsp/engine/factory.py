@@ -134,6 +134,7 @@ def create_engine(settings: EngineSettings) -> Engine:
         is_hub_id=resolved.is_hub_id,
         device=settings.device,
         dtype=settings.dtype,
+        prepare=resolved.prepare_transformers,
     )
 
 

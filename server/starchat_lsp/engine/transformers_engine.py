@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -49,8 +49,12 @@ class TransformersEngine:
         device: str = "auto",
         dtype: str = "auto",
         reuse_prefix: bool = True,
+        prepare: Callable[[ProgressCallback | None], None] | None = None,
     ) -> None:
         self._location = location
+        # Run at load, before anything else: makes `location` (a pulled GGUF's transformers
+        # copy is converted on first use), telling its progress like the load's own.
+        self._prepare = prepare
         # Keep the last run's KV cache for the next prompt that shares its prefix (off: the
         # benchmark's baseline, or to give the memory back between requests).
         self.reuse_prefix = reuse_prefix
@@ -88,6 +92,8 @@ class TransformersEngine:
             if self._loaded is not None:
                 return
             started = time.monotonic()
+            if self._prepare is not None:
+                self._prepare(progress)
             device = choose_device(self._device_setting)
             dtype = choose_dtype(self._dtype_setting, device)
             self._loaded = load_transformers_model(

@@ -3,6 +3,8 @@
 The work runs in a child process (`python -m starchat_lsp.models.convert GGUF OUT`): dequantizing
 takes several GB that a long-lived server would otherwise keep, and a crash there cannot leave a
 half-written folder behind, because the folder is written as `OUT.partial` and renamed at the end.
+The child watches its stdin, a pipe from its parent: when the parent dies (a model worker killed
+mid-conversion) it deletes `OUT.partial` and exits instead of converting for nobody.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from starchat_lsp.models.errors import PullError
 from starchat_lsp.models.fetch import Progress
 
-# Bumped when a conversion changes what it writes: older folders are converted again on pull.
+# Bumped when a conversion changes what it writes: older folders are converted again on use.
 CONVERTER_VERSION = 2
 
 # tqdm bars of the steps that take the time: "... GGUF tensors...:  41%|████ | 139/339 [..."
@@ -38,8 +41,14 @@ def convert_gguf(gguf: Path, out: Path, log: Path, progress: Progress | None = N
     if progress:
         progress("convert", 0, 0)
     with log.open("wb") as log_file:
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        assert child.stdout is not None
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,  # never written: it closes when we die, which stops the child
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        assert child.stdout is not None and child.stdin is not None
         try:
             while chunk := os.read(child.stdout.fileno(), 4096):
                 log_file.write(chunk)
@@ -51,6 +60,8 @@ def convert_gguf(gguf: Path, out: Path, log: Path, progress: Progress | None = N
             child.wait()
             shutil.rmtree(partial, ignore_errors=True)
             raise
+        finally:
+            child.stdin.close()
         code = child.wait()
     if code != 0 or not (partial / "config.json").is_file():
         shutil.rmtree(partial, ignore_errors=True)
@@ -121,7 +132,23 @@ def _match_llama_cpp_pre_tokenizer(tokenizer: object, gguf: Path) -> None:
         )
 
 
+def _stop_when_the_parent_dies(out: Path, finished: threading.Event) -> None:
+    """End of stdin before we finished: the parent is gone; the half-written `out` goes too."""
+
+    def watch() -> None:
+        while os.read(0, 4096):  # the raw descriptor: sys.stdin's lock would block our exit
+            pass
+        if not finished.is_set():
+            shutil.rmtree(out, ignore_errors=True)
+            os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python -m starchat_lsp.models.convert FILE.gguf OUT_FOLDER")
+    done = threading.Event()
+    _stop_when_the_parent_dies(Path(sys.argv[2]), done)
     _convert_in_this_process(Path(sys.argv[1]), Path(sys.argv[2]))
+    done.set()
