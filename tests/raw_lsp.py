@@ -23,6 +23,7 @@ from typing import IO, Any
 
 SERVER = [sys.executable, "-m", "starchat_lsp", "serve"]
 REPLY_TIMEOUT_S = 30.0
+HANG_GUARD_S = 120.0  # for waits on what must come (a run stopping): only a hang takes this long
 
 
 class ServerGone(Exception):
@@ -140,6 +141,18 @@ class RawLspClient:
 
     def wait_for_chunks(self, token: Any, count: int = 1, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.wait_until(lambda: self.chunks(token) >= count, timeout, f"partial result {token}")
+
+    def idle(self, timeout: float = HANG_GUARD_S) -> dict[str, Any]:
+        """`starchat/status` once no model run is left: a cancelled or superseded request is
+        answered at once, its run stops a token later. `timeout` only stops a hung test: how
+        soon the model is free is for bench/ to measure."""
+        deadline = time.monotonic() + timeout
+        while (status := self.request("starchat/status", None))["running"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a model run still going after {timeout} s: {status}")
+            time.sleep(0.05)
+        result: dict[str, Any] = status
+        return result
 
     # -- the LSP session -------------------------------------------------------------------
 

@@ -28,6 +28,11 @@ class StarchatServer(LanguageServer):
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             protocol_cls=StarchatProtocol,
+            # pygls' pool only reads stdin, one message at a time (no handler runs on it): one
+            # thread. Left at its default size (min(32, cores + 4)) it grows a thread now and
+            # then, when the next read is handed over before the last reader has marked itself
+            # idle: idle threads that made the server's thread count drift under load.
+            max_workers=1,
         )
         self.settings = Settings()
         self.host = ModelHost(notify=lambda message: self.tell(message, types.MessageType.Warning))
