@@ -31,6 +31,7 @@ from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.factory import EngineSettings, create_engine
 from starchat_lsp.engine.llamacpp_engine import DEFAULT_CONTEXT_CAP, LlamaCppEngine
 from starchat_lsp.models.store import ModelStore
+from test_engine_transformers import in_turn
 
 MODEL = "smollm2-135m"
 HELLO = [ChatMessage("user", "Write a Python function that adds two numbers. Only the code.")]
@@ -98,7 +99,7 @@ def test_streams_chunks_that_add_up_to_the_result(engine: Engine) -> None:
     assert result.time_to_first_token_s is not None
     assert 0 < result.time_to_first_token_s <= result.total_s
     assert result.tokens_per_s > 0
-    assert result.queue_wait_s < 1
+    assert result.queue_wait_s >= 0  # reported; how long is bench/'s to measure
 
 
 @pytest.mark.default_model
@@ -134,11 +135,11 @@ def test_the_end_of_turn_token_ends_the_answer(engine: Engine) -> None:
 
 @pytest.mark.default_model
 def test_time_limit_stops_generation(engine: Engine) -> None:
-    started = time.monotonic()
+    # What must happen, not how fast (bench/ times the engines): the limit ended it, long before
+    # the 100,000 tokens.
     result = counting(engine, max_new_tokens=100_000, time_limit_s=1.0).finish()
     assert result.stop_reason is StopReason.TIME
-    assert time.monotonic() - started < 5
-    assert 0 < result.tokens_out < 1000
+    assert result.tokens_out < 1000
 
 
 @pytest.mark.default_model
@@ -155,8 +156,7 @@ def test_cancel_stops_within_one_token_and_frees_the_model(engine: Engine) -> No
     # One token may be in flight when the flag is set, and one more between reading and setting.
     assert result.tokens_out <= seen + 2
     follow_up = counting(engine, max_new_tokens=2).finish()
-    assert follow_up.tokens_out == 2
-    assert follow_up.queue_wait_s < 0.1
+    assert follow_up.tokens_out == 2  # the model is free: finish() returned once it had stopped
 
 
 @pytest.mark.default_model
@@ -164,10 +164,8 @@ def test_cancel_from_another_thread_while_the_reader_blocks(engine: Engine) -> N
     flag = CancelFlag()
     stream = counting(engine, flag, max_new_tokens=100_000)
     threading.Timer(0.3, flag.cancel).start()
-    started = time.monotonic()
     result = stream.finish()
-    assert result.stop_reason is StopReason.CANCELLED
-    assert time.monotonic() - started < 5
+    assert result.stop_reason is StopReason.CANCELLED  # the cancel ended it, not the 100,000
 
 
 @pytest.mark.default_model
@@ -186,9 +184,8 @@ def test_a_request_cancelled_while_queued_never_runs(engine: Engine) -> None:
 def test_one_worker_runs_requests_one_after_the_other(engine: Engine) -> None:
     first = counting(engine, max_new_tokens=100_000, time_limit_s=0.4)
     second = counting(engine, max_new_tokens=3)
-    second_result = second.finish()  # reading the second first: it still waits for the first
-    assert first.finish().stop_reason is StopReason.TIME
-    assert second_result.queue_wait_s >= 0.3
+    first_result, second_result = in_turn(first, second)
+    assert first_result.stop_reason is StopReason.TIME
     assert second_result.tokens_out == 3
 
 
@@ -199,11 +196,11 @@ def test_abandoning_a_stream_frees_the_model(engine: Engine) -> None:
     next(iterator)
     iterator.close()  # type: ignore[attr-defined]  # the reader went away (editor closed, Ctrl-C)
     assert stream.result.stop_reason is StopReason.CANCELLED  # whole, right when it closed
-    started = time.monotonic()
+    assert stream.result.tokens_out < 100_000
+    # The model is free: the result above is whole only once the run has stopped, and a
+    # follow-up is served. (How soon: bench/cancellation.py.)
     follow_up = counting(engine, max_new_tokens=3).finish()
     assert follow_up.tokens_out == 3
-    assert follow_up.queue_wait_s < 0.1
-    assert time.monotonic() - started < 5
 
 
 @pytest.mark.default_model
@@ -294,14 +291,11 @@ def test_cancel_during_a_long_prompt_does_not_wait_for_all_of_it(llama: LlamaCpp
     before = llama.complete(short, GenerationSettings(max_new_tokens=6)).finish().text
     flag = CancelFlag()
     stream = llama.complete(LONG, GenerationSettings(max_new_tokens=5), cancel=flag)
-    cancelled_at: list[float] = []
-    threading.Timer(0.2, lambda: (cancelled_at.append(time.monotonic()), flag.cancel())).start()
+    threading.Timer(0.2, flag.cancel).start()
     result = stream.finish()
-    stopped_after = time.monotonic() - cancelled_at[0]
     assert result.stop_reason is StopReason.CANCELLED
     assert result.tokens_out == 0 and result.time_to_first_token_s is None
-    # Within a graph node (milliseconds), not at the end of the 2,000-token prompt (seconds).
-    assert stopped_after < 0.5, stopped_after
+    # Inside the prompt's eval, not at the end of the 2,000-token prompt.
     assert llama.llama.n_tokens < result.tokens_in  # stopped part-way through the prompt
     limited = llama.complete(LONG, GenerationSettings(max_new_tokens=5, time_limit_s=0.2))
     assert limited.finish().stop_reason is StopReason.TIME

@@ -13,9 +13,11 @@ from starchat_lsp.engine import (
     ChatMessage,
     CompletionPrompt,
     EngineError,
+    GenerationResult,
     GenerationSettings,
     ModelLoadError,
     StopReason,
+    TextStream,
 )
 from starchat_lsp.engine.transformers_engine import TransformersEngine
 
@@ -28,6 +30,18 @@ def engine(tiny_chatml_model: Path) -> TransformersEngine:
     engine.load()
     yield engine
     engine.close()
+
+
+def in_turn(first: TextStream, second: TextStream) -> tuple[GenerationResult, GenerationResult]:
+    """Both results, the second read first: it still waits for the first. An order, not a
+    duration (a busy machine stretches those): the first had made its last token when the
+    second made its first."""
+    next(iter(second))
+    first_tokens_then = first.tokens_out_now()
+    second_result = second.finish()
+    first_result = first.finish()
+    assert first_result.tokens_out == first_tokens_then
+    return first_result, second_result
 
 
 def greedy(engine: TransformersEngine, tokens: int, **settings: object) -> tuple[list[str], object]:
@@ -65,11 +79,11 @@ def test_stop_string_ends_the_answer_before_it(engine: TransformersEngine) -> No
 
 
 def test_time_limit_stops_generation(engine: TransformersEngine) -> None:
-    started = time.monotonic()
+    # What must happen, not how fast (bench/ times the engines): the limit ended it, before the
+    # 100,000 tokens.
     _, result = greedy(engine, 100_000, time_limit_s=0.2)
     assert result.stop_reason is StopReason.TIME
-    assert time.monotonic() - started < 5
-    assert 0 < result.tokens_out < 100_000
+    assert 0 < result.tokens_out < 100_000  # generate() makes a token before it asks to stop
 
 
 def test_cancel_stops_generate_within_one_token(engine: TransformersEngine) -> None:
@@ -90,10 +104,8 @@ def test_cancel_from_another_thread_while_the_reader_blocks(engine: Transformers
     flag = CancelFlag()
     stream = engine.chat(HELLO, GenerationSettings(max_new_tokens=100_000), cancel=flag)
     threading.Timer(0.2, flag.cancel).start()
-    started = time.monotonic()
     result = stream.finish()
-    assert result.stop_reason is StopReason.CANCELLED
-    assert time.monotonic() - started < 5
+    assert result.stop_reason is StopReason.CANCELLED  # the cancel ended it, not the 100,000
 
 
 def test_a_request_cancelled_while_queued_never_runs(engine: TransformersEngine) -> None:
@@ -111,10 +123,9 @@ def test_a_request_cancelled_while_queued_never_runs(engine: TransformersEngine)
 def test_one_worker_runs_requests_one_after_the_other(engine: TransformersEngine) -> None:
     first = engine.chat(HELLO, GenerationSettings(max_new_tokens=100_000, time_limit_s=0.3))
     second = engine.chat(HELLO, GenerationSettings(max_new_tokens=5))
-    second_result = second.finish()  # reading the second first: it still waits for the first
-    first_result = first.finish()
+    first_result, second_result = in_turn(first, second)
     assert first_result.stop_reason is StopReason.TIME
-    assert second_result.queue_wait_s >= 0.25
+    assert second_result.tokens_out == 5
 
 
 def test_abandoning_a_stream_frees_the_model(engine: TransformersEngine) -> None:
@@ -122,10 +133,10 @@ def test_abandoning_a_stream_frees_the_model(engine: TransformersEngine) -> None
     iterator = iter(stream)
     next(iterator)
     iterator.close()  # type: ignore[attr-defined]  # the reader went away (editor closed, Ctrl-C)
-    started = time.monotonic()
+    assert stream.result.stop_reason is StopReason.CANCELLED  # whole once the run has stopped
+    # The model is free: a follow-up is served. (How soon: bench/cancellation.py.)
     follow_up = engine.chat(HELLO, GenerationSettings(max_new_tokens=3)).finish()
     assert follow_up.tokens_out == 3
-    assert time.monotonic() - started < 5
 
 
 def test_completion_uses_the_raw_prompt(engine: TransformersEngine) -> None:
