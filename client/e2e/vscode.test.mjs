@@ -3,189 +3,37 @@
 // test-output/vscode-e2e/. Needs: setup.sh run, `npm run package` done, and the repository's .venv.
 /* global document, navigator -- in the functions that page.evaluate and frame.evaluate run in the browser */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { actionMenu, chatFrame, cursorOnLine, cutCodeBlocks, editSettings, goToLineEnd, here, launch, log, modelReady, openFile, python, root, runCommand, statusItem, waitFor } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..', '..');
 const run = join(root, 'test-output', 'vscode-e2e');
-const python = process.env.STARCHAT_PYTHON ?? join(root, '.venv', 'bin', 'python');
-const codeServer = join(here, 'node_modules', '.bin', 'code-server');
-const browser = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const vsix = join(root, 'starchat-lsp.vsix');
-const settingsFile = join(run, 'user-data', 'User', 'settings.json');
 
 // A comment that asks for code (the write step), and a file the chat's code buttons put code in.
 const EVENS = 'import math\n\n# return the largest even number in xs\n\ndef mean(xs):\n    return sum(xs) / len(xs)\n';
 const SCRATCH = 'a = 1\nb = 2\nc = 3\n';
 
-const started = Date.now();
-function log(message) {
-  process.stderr.write(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
-}
-
-function freePort() {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-    server.on('error', fail);
-  });
-}
-
-async function waitFor(what, check, timeoutMs = 60_000, everyMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((done) => setTimeout(done, everyMs));
-  }
-}
-
-/** The chat view's frame: the webview's inner iframe, found by its content. */
-async function chatFrame(page) {
-  return waitFor('the chat view', async () => {
-    for (const frame of page.frames()) {
-      try {
-        if ((await frame.locator('#messages').count()) > 0) {
-          return frame;
-        }
-      } catch {
-        // a frame that went away meanwhile
-      }
-    }
-    return undefined;
-  });
-}
-
-/** Opens a workspace file with Ctrl+P and waits for its tab. */
-/** Opens `name` with Quick Open and waits until the editor shows `text` (keys pressed before that go nowhere). */
-async function openFile(page, name, text) {
-  await page.keyboard.press('Control+P');
-  await page.locator('.quick-input-widget input').fill(name);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
-  await page.keyboard.press('Enter');
-  await page.locator('.tab.active', { hasText: name }).waitFor();
-  await page.locator('.monaco-editor .view-line', { hasText: text }).first().waitFor({ timeout: 20_000 });
-}
-
-/** Waits until the status bar says the cursor is on `line` (1-based), so that what follows acts there. */
-async function cursorOnLine(page, line) {
-  await page.locator('.statusbar-item', { hasText: new RegExp(`Ln ${line}, Col \\d+`) }).first().waitFor({ timeout: 10_000 });
-}
-
-async function runCommand(page, title) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
-  await page.keyboard.press('Enter');
-}
-
-/** Replaces the user settings through VS Code's own editor (code-server does not notice a settings.json written behind its back). */
-async function editSettings(page, settings) {
-  await runCommand(page, 'Preferences: Open User Settings (JSON)');
-  await page.locator('.monaco-editor .view-lines', { hasText: 'starchat.python' }).first().click();
-  await page.keyboard.press('Control+A');
-  await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-closing or auto-indent
-  await page.keyboard.press('Control+S');
-  await waitFor('the settings saved', () => readFileSync(settingsFile, 'utf8').includes(settings['starchat.model.name']), 15_000);
-}
-
 test('the extension in code-server: feedback streams into the chat, the lightbulb fix is saved, code is written for a comment, the chat code buttons, a keybinding, Open Chat, Stop stops, ghost text completes, a missing Python is reported', { timeout: 600_000 }, async (t) => {
-  assert.ok(existsSync(vsix), `${vsix} is missing: run npm run package first`);
-  rmSync(run, { recursive: true, force: true });
-  const dirs = Object.fromEntries(
-    ['home', 'tmp', 'user-data', 'extensions', 'workspace', 'models', 'chromium'].map((name) => [name, join(run, name)]),
-  );
-  Object.values(dirs).forEach((dir) => mkdirSync(dir, { recursive: true }));
   const shot = async (page, name) => page.screenshot({ path: join(run, `${name}.png`) });
-
-  log('building the tiny models');
-  execFileSync(python, [join(here, 'models.py'), dirs.models, join(here, 'answer.md')], { stdio: 'ignore' });
-  cpSync(join(root, 'examples', 'off_by_one.py'), join(dirs.workspace, 'off_by_one.py'));
-  writeFileSync(join(dirs.workspace, 'evens.py'), EVENS);
-  writeFileSync(join(dirs.workspace, 'scratch.py'), SCRATCH);
-  const settings = {
-    'starchat.python': python,
-    'starchat.model.name': join(dirs.models, 'scripted'),
-    'starchat.completion.enabled': false,
-    'security.workspace.trust.enabled': false,
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'workbench.welcomePage.walkthroughs.openOnInstall': false,
-    'telemetry.telemetryLevel': 'off',
-    'update.mode': 'none',
-    'extensions.ignoreRecommendations': true,
-    'chat.disableAIFeatures': true,
-    'chat.commandCenter.enabled': false,
-    'editor.lightbulb.enabled': 'on',
-    'git.openRepositoryInParentFolders': 'never', // test-output/ is inside this repository
-    // The test types settings.json as one line of text: nothing may be added to it.
-    'editor.autoClosingBrackets': 'never',
-    'editor.autoClosingQuotes': 'never',
-    'editor.autoSurround': 'never',
-  };
-  mkdirSync(dirname(settingsFile), { recursive: true });
-  writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
-
-  const env = { ...process.env, HOME: dirs.home, TMPDIR: dirs.tmp, XDG_CONFIG_HOME: join(dirs.home, '.config'), XDG_DATA_HOME: join(dirs.home, '.local', 'share') };
-  const common = ['--user-data-dir', dirs['user-data'], '--extensions-dir', dirs.extensions];
-  log('installing the .vsix');
-  execFileSync(codeServer, [...common, '--install-extension', vsix], { env, stdio: 'ignore' });
-
-  const port = await freePort();
-  log(`starting code-server on 127.0.0.1:${port}`);
-  const server = spawn(
-    codeServer,
-    [...common, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-workspace-trust', '--disable-telemetry', '--disable-update-check', dirs.workspace],
-    { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let serverLog = '';
-  server.stdout.on('data', (data) => (serverLog += data));
-  server.stderr.on('data', (data) => (serverLog += data));
-  let context;
-  t.after(async () => {
-    await context?.close().catch(() => undefined);
-    try {
-      process.kill(-server.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-    writeFileSync(join(run, 'code-server.log'), serverLog);
+  const { page, dirs, settingsFile, settings, close } = await launch(run, {
+    files: { 'off_by_one.py': readFileSync(join(root, 'examples', 'off_by_one.py'), 'utf8'), 'evens.py': EVENS, 'scratch.py': SCRATCH },
+    prepare: (dirs) => {
+      log('building the tiny models');
+      execFileSync(python, [join(here, 'models.py'), dirs.models, join(here, 'answer.md')], { stdio: 'ignore' });
+    },
+    settings: (dirs) => ({
+      'starchat.python': python,
+      'starchat.model.name': join(dirs.models, 'scripted'),
+      'starchat.completion.enabled': false,
+      // The test types settings.json as one line of text: nothing may be added to it.
+      'editor.autoClosingBrackets': 'never',
+      'editor.autoClosingQuotes': 'never',
+      'editor.autoSurround': 'never',
+    }),
   });
-  await waitFor('code-server to listen', async () => {
-    try {
-      return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  });
-
-  context = await chromium.launchPersistentContext(dirs.chromium, {
-    executablePath: browser,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    permissions: ['clipboard-read', 'clipboard-write'],
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
-  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
-  log('workbench up');
+  t.after(close);
 
   const step = (name, body) =>
     t.test(name, async () => {
@@ -197,7 +45,6 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
       }
     });
   const editor = page.locator('.monaco-editor .view-lines').first();
-  const statusItem = (text) => page.locator('.statusbar-item', { hasText: text }).first();
 
   await step('the file opens and the status bar shows the model ready', async () => {
     await page.keyboard.press('Control+P');
@@ -205,8 +52,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'off_by_one.py' }).first().waitFor();
     await page.keyboard.press('Enter');
     await editor.waitFor();
-    await statusItem('scripted').waitFor({ timeout: 120_000 });
-    await waitFor('the model to be ready', async () => (await statusItem('scripted').textContent()).trim() === 'scripted', 120_000);
+    await modelReady(page, 'scripted');
     await shot(page, '1-opened');
   });
 
@@ -220,20 +66,14 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     await answer.waitFor({ timeout: 120_000 });
     assert.equal(await answer.locator('figure.code button', { hasText: 'Insert at Cursor' }).count(), 1);
     assert.match(await chat.locator('.message.user').first().textContent(), /Feedback on off_by_one\.py:1-10/);
+    // The fixed function's lines are wider than the chat view: they wrap, none is cut at its edge.
+    assert.deepEqual(await cutCodeBlocks(chat), []);
     await shot(page, '2-feedback');
   });
 
   await step('the lightbulb fix applies, and the saved file has it', async () => {
-    await editor.click();
-    await page.keyboard.press('Control+Home');
-    for (let i = 0; i < 6; i += 1) {
-      await page.keyboard.press('ArrowDown');
-    }
-    await page.keyboard.press('End');
-    await cursorOnLine(page, 7);
-    await page.keyboard.press('Control+.');
-    const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Fix this code with starchat' }).first();
-    await fix.waitFor({ timeout: 30_000 });
+    await goToLineEnd(page, 7);
+    await actionMenu(page, 'Fix this code with starchat');
     await page.locator('.action-widget .monaco-list-row.focused', { hasText: 'Fix this code with starchat' }).waitFor();
     await shot(page, '3-lightbulb');
     await page.keyboard.press('Enter');
@@ -259,15 +99,8 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
 
   await step('Write Code for Instruction puts the answer\'s code below the comment', async () => {
     await openFile(page, 'evens.py', 'return the largest even number');
-    await editor.click();
-    await page.keyboard.press('Control+Home');
-    await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('ArrowDown'); // on "# return the largest even number in xs"
-    await page.keyboard.press('End');
-    await cursorOnLine(page, 3);
-    await page.keyboard.press('Control+.');
-    const write = page.locator('.action-widget .monaco-list-row', { hasText: 'Write code for this instruction with starchat' }).first();
-    await write.waitFor({ timeout: 30_000 });
+    await goToLineEnd(page, 3); // on "# return the largest even number in xs"
+    await actionMenu(page, 'Write code for this instruction with starchat');
     await page.keyboard.press('Escape');
     await runCommand(page, 'starchat: Write Code for Instruction');
     await page.locator('.monaco-editor .view-line', { hasText: 'def moving_average(values, window):' }).first().waitFor({ timeout: 60_000 });
@@ -300,7 +133,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
 
     await page.evaluate(() => navigator.clipboard.writeText('nothing yet'));
     await block.locator('button', { hasText: 'Copy' }).click();
-    await statusItem('starchat: code copied').waitFor({ timeout: 5_000 });
+    await statusItem(page, 'starchat: code copied').waitFor({ timeout: 5_000 });
     await shot(page, '4d-copy');
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), fixedFunction.trimEnd());
   });
@@ -344,9 +177,9 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
   });
 
   await step('a long answer stops when Stop is pressed', async () => {
-    await editSettings(page, { ...settings, 'starchat.model.name': join(dirs.models, 'random'), 'starchat.generation.maxNewTokens': 20000 });
+    await editSettings(page, settingsFile, { ...settings, 'starchat.model.name': join(dirs.models, 'random'), 'starchat.generation.maxNewTokens': 20000 });
     await shot(page, '5-settings');
-    await waitFor('the random model to be ready', async () => (await statusItem('random').count()) > 0 && (await statusItem('random').textContent()).trim() === 'random', 120_000);
+    await modelReady(page, 'random');
     await chat.locator('#attach').uncheck();
     const before = await chat.locator('.message.assistant').count();
     await chat.locator('#input').fill('Tell me a very long story.');
@@ -361,7 +194,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     const length = (await answer.locator('.body').textContent()).length;
     assert.ok(length > 200, `the text streamed before Stop stays (${length} characters)`);
     assert.match(await answer.locator('.detail').textContent(), /stopped/);
-    await waitFor('the status bar to leave generating', async () => (await statusItem('random').textContent()).trim() === 'random', 10_000);
+    await waitFor('the status bar to leave generating', async () => (await statusItem(page, 'random').textContent()).trim() === 'random', 10_000);
     await new Promise((done) => setTimeout(done, 1500));
     assert.equal((await answer.locator('.body').textContent()).length, length);
     log(`stopped ${stopSeconds.toFixed(2)} s after Stop, at ${length} characters`);
@@ -369,8 +202,8 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
   });
 
   await step('inline completion shows ghost text, and Tab accepts it', async () => {
-    await editSettings(page, { ...settings, 'starchat.model.name': join(dirs.models, 'complete'), 'starchat.completion.enabled': true });
-    await waitFor('the completion model to be ready', async () => (await statusItem('complete').count()) > 0 && (await statusItem('complete').textContent()).trim() === 'complete', 120_000);
+    await editSettings(page, settingsFile, { ...settings, 'starchat.model.name': join(dirs.models, 'complete'), 'starchat.completion.enabled': true });
+    await modelReady(page, 'complete');
     await page.locator('.tab', { hasText: 'off_by_one.py' }).first().click();
     await editor.click();
     await page.keyboard.press('Control+End'); // the empty last line: a block completion
@@ -395,7 +228,7 @@ test('the extension in code-server: feedback streams into the chat, the lightbul
     await shot(page, '9-python-missing');
     await toast.locator('.monaco-button', { hasText: 'Show log' }).click();
     await page.locator('.output-view, .panel', { hasText: 'starchat' }).first().waitFor({ timeout: 10_000 });
-    await statusItem('starchat').waitFor();
+    await statusItem(page, 'starchat').waitFor();
     await shot(page, '10-log');
   });
 });

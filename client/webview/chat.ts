@@ -16,6 +16,7 @@ import xml from 'highlight.js/lib/languages/xml';
 import diff from 'highlight.js/lib/languages/diff';
 import MarkdownIt from 'markdown-it';
 import type { ChatMessage, ViewUpdate } from '../src/conversation';
+import { codeLines } from '../src/codeLines';
 import { splitMarkdown } from '../src/markdown';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void };
@@ -80,7 +81,13 @@ function renderBody(message: ChatMessage): HTMLElement {
     const pre = document.createElement('pre');
     const code = document.createElement('code');
     code.className = 'hljs';
-    code.innerHTML = highlighted(segment.code, segment.lang);
+    for (const line of codeLines(highlighted(segment.code, segment.lang))) {
+      const element = document.createElement('span');
+      element.className = 'line';
+      element.style.setProperty('--indent', `${line.indent}ch`);
+      element.innerHTML = line.html;
+      code.appendChild(element);
+    }
     pre.appendChild(code);
     figure.appendChild(pre);
     if (segment.closed || message.state !== 'streaming') {

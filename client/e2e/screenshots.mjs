@@ -1,0 +1,92 @@
+// The README's pictures, taken with the real default model (not the e2e test's scripted one): the
+// extension in code-server driven by headless Chromium, as in vscode.test.mjs. Needs what the e2e
+// test needs, and the default model pulled (`make pull`). Writes docs/images/vscode-*.png, or
+// into the folder given as the first argument. `make screenshots`.
+import { homedir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { actionMenu, chatFrame, cutCodeBlocks, goToLineEnd, launch, log, modelReady, openFile, python, root, runCommand } from './harness.mjs';
+
+const out = resolve(process.argv[2] ?? join(root, 'docs', 'images'));
+const MODEL = process.env.MODEL ?? 'qwen2.5-coder-1.5b';
+const ANSWER_MS = 600_000; // a checked answer of the 1.5B model on 2 CPU cores: about a minute
+
+// A file for the chat picture: code with a line longer than the chat view is wide.
+const REPORT = `import csv
+
+
+def total_by_customer(path):
+    totals = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            totals[row["customer"]] = totals.get(row["customer"], 0) + float(row["amount"].replace(",", ""))
+    return sorted(totals.items(), key=lambda item: item[1])
+`;
+
+// The models are the user's own, pulled into their cache; the home folder is the run's.
+process.env.STARCHAT_LSP_CACHE ??= join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'starchat-lsp', 'models');
+
+const { page, close } = await launch(join(root, 'test-output', 'screenshots'), {
+  files: { 'off_by_one.py': readFileSync(join(root, 'examples', 'off_by_one.py'), 'utf8'), 'report.py': REPORT },
+  settings: () => ({ 'starchat.python': python, 'starchat.model.name': MODEL, 'starchat.completion.enabled': false }),
+});
+const shot = async (name) => {
+  await page.screenshot({ path: join(out, name) });
+  log(`wrote ${join(out, name)}`);
+};
+
+/** The newest answer in the chat, once finished (done, or stopped/failed: then this throws). */
+async function finishedAnswer(chat) {
+  const answer = chat.locator('.message.assistant').last();
+  await chat.locator('.message.assistant.done, .message.assistant.error, .message.assistant.stopped').last().waitFor({ timeout: ANSWER_MS });
+  const classes = await answer.getAttribute('class');
+  if (!classes.includes('done')) {
+    throw new Error(`the answer did not finish: ${classes}: ${await answer.textContent()}`);
+  }
+  log(`answer: ${(await answer.textContent()).slice(0, 300).replace(/\s+/g, ' ')}`);
+  return answer;
+}
+
+try {
+  await openFile(page, 'off_by_one.py', 'moving_average');
+  await modelReady(page, MODEL, 300_000);
+
+  log('feedback');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+A');
+  await runCommand(page, 'starchat: Ask for Feedback on Selection');
+  const chat = await chatFrame(page);
+  await finishedAnswer(chat);
+  await shot('vscode-feedback.png');
+
+  log('the lightbulb');
+  await page.keyboard.press('Escape'); // the "has a fix" notification, if any
+  await goToLineEnd(page, 7);
+  await actionMenu(page, 'Fix this code with starchat');
+  await shot('vscode-lightbulb.png');
+  await page.keyboard.press('Escape');
+
+  log('a checked fix');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+A');
+  await runCommand(page, 'starchat: Fix Selection');
+  await finishedAnswer(chat);
+  await page.locator('.monaco-editor .view-line', { hasText: 'window + 1' }).first().waitFor({ timeout: 30_000 });
+  await shot('vscode-checked-fix.png');
+
+  log('chat about a selection with a long line');
+  await openFile(page, 'report.py', 'total_by_customer');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+A');
+  await chat.locator('#attach').check();
+  await chat.locator('#input').fill('The biggest customers should come first. What do I change?');
+  await chat.locator('#input').press('Enter');
+  await finishedAnswer(chat);
+  const cut = await cutCodeBlocks(chat);
+  if (cut.length > 0) {
+    throw new Error(`code cut at the chat view's edge: ${cut.join(' | ')}`);
+  }
+  await shot('vscode-chat.png');
+} finally {
+  await close();
+}
