@@ -10,7 +10,7 @@ MODEL ?= qwen2.5-coder-1.5b
 # The real-model tests run on the small model (fast); `make demo` uses the default MODEL.
 SMALL_MODEL ?= smollm2-135m
 
-.PHONY: install pull pull-small demo test lint unit audit client vscode-e2e bench bench-quick clean
+.PHONY: install pull pull-small demo test lint unit audit client vscode-e2e screenshots bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,11 @@ client: $(NODE_DEPS)
 # (client/e2e/setup.sh installs them; apt needs root).
 vscode-e2e: client install
 	npm run test:e2e
+
+# The README's pictures of the extension, with the real default model (docs/images/vscode-*.png).
+screenshots: client install pull
+	client/e2e/setup.sh
+	node client/e2e/screenshots.mjs
 
 test: pull pull-small lint client vscode-e2e
 	$(PY) -m pytest
