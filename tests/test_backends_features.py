@@ -10,7 +10,6 @@ before the suite; run `make pull` first when calling pytest directly.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from llama_server import CONTEXT, THREADS, llama_cpp_server
-from lsp_client import StarchatTestClient
+from lsp_client import StarchatTestClient, idle
 from starchat_lsp.models.catalogue import SMALL_MODEL
 from test_server import CONFIG, URI, list_actions, open_buggy, request, start, whole
 
@@ -211,16 +210,16 @@ async def test_cancel_stops_the_answer_and_the_next_request_is_answered(
             pending.result()  # an error or a whole answer instead of streaming text: raise it
         await asyncio.sleep(0.01)
     server.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
-    cancelled_at = time.monotonic()
     with pytest.raises(JsonRpcException) as caught:
         await pending
     assert caught.value.code == -32800  # RequestCancelled
     chunks_at_cancel = len(server.partial_results["long"])
     configure(server, backend, 8)
     answer = await explain(server, "after-cancel")
-    # Had the cancelled answer gone on (to the end of the context), this one would wait for it.
-    assert time.monotonic() - cancelled_at < 15, "the cancelled answer held the model"
+    # The model is free: the next request is answered and nothing is left running. (How soon:
+    # bench/cancellation.py; a wall-clock limit here fails on a busy machine, not on a bug.)
     assert answer.text.strip() and 0 < answer.usage.tokens_out <= 8
+    await idle(server)
     assert streamed(server, "after-cancel") == answer.text
     chunks_at_answer = len(server.partial_results["long"])
     await asyncio.sleep(0.3)

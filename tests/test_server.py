@@ -14,7 +14,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, client_capabilities
 
-from lsp_client import StarchatTestClient, make_client
+from lsp_client import StarchatTestClient, eventually, idle, make_client
 
 BUGGY = '''import math
 
@@ -53,6 +53,12 @@ def open_buggy(client: StarchatTestClient, text: str = BUGGY, uri: str = URI) ->
             )
         )
     )
+
+
+def load_ends(client: StarchatTestClient) -> list[types.WorkDoneProgressEnd]:
+    """The ends of the model loads' progress, as the client got them."""
+    reports = [r for rs in client.progress_reports.values() for r in rs]
+    return [r for r in reports if isinstance(r, types.WorkDoneProgressEnd)]
 
 
 def whole(first: int, last: int) -> dict[str, Any]:
@@ -132,11 +138,8 @@ async def test_initialize_is_answered_before_the_model_loads(
     assert isinstance(provider, types.CodeActionOptions) and provider.resolve_provider
     assert result.capabilities.text_document_sync is not None
     # The load reports begin, progress and end on a token the server created.
-    for _ in range(200):
-        reports = [r for rs in bare.progress_reports.values() for r in rs]
-        if any(isinstance(r, types.WorkDoneProgressEnd) for r in reports):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: load_ends(bare), "end of the load")
+    reports = [r for rs in bare.progress_reports.values() for r in rs]
     kinds = [type(r).__name__ for r in reports]
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd", kinds
     assert "WorkDoneProgressReport" in kinds
@@ -203,17 +206,17 @@ async def test_cancel_stops_the_model_and_frees_it(long_client: StarchatTestClie
     client = long_client
     pending = await start_streaming(client, "starchat/explain", "c1", "long-1")
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-1"))
-    cancelled_at = time.monotonic()
     with pytest.raises(JsonRpcException) as caught:
         await pending
     assert caught.value.code == -32800  # RequestCancelled
-    # The model is free: a chat request gets a full answer right after.
+    # The model is free: a chat request gets a full answer right after, and nothing is left
+    # running. What must happen, not how fast: bench/cancellation.py times it.
     chunks_before = len(client.partial_results["c1"])
     answer = await request(
         client, "starchat/chat", {"messages": [{"role": "user", "content": "hi"}]}, "chat-1"
     )
     assert answer.usage.stop_reason == "length"
-    assert time.monotonic() - cancelled_at < 30
+    await idle(client)
     await asyncio.sleep(0.2)
     assert len(client.partial_results["c1"]) == chunks_before  # nothing follows the reply
 
@@ -308,18 +311,8 @@ async def test_a_model_that_fails_to_load_says_why(
     with pytest.raises(JsonRpcException) as caught:
         await request(bare, "starchat/explain", params, "m1")
     assert caught.value.code == -32803 and "unknown model" in str(caught.value)
-    ends: list[types.WorkDoneProgressEnd] = []
-    for _ in range(100):  # the progress end may come just after the request's error
-        ends = [
-            r
-            for rs in bare.progress_reports.values()
-            for r in rs
-            if isinstance(r, types.WorkDoneProgressEnd)
-        ]
-        if ends:
-            break
-        await asyncio.sleep(0.05)
-    assert ends and "failed to load" in (ends[-1].message or "")
+    await eventually(lambda: load_ends(bare), "end of the load")  # may follow the error
+    assert "failed to load" in (load_ends(bare)[-1].message or "")
     # Still alive: listing works and a new setting loads a good model.
     actions = await list_actions(bare)
     assert actions is not None
