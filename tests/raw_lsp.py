@@ -142,17 +142,23 @@ class RawLspClient:
     def wait_for_chunks(self, token: Any, count: int = 1, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.wait_until(lambda: self.chunks(token) >= count, timeout, f"partial result {token}")
 
-    def idle(self, timeout: float = HANG_GUARD_S) -> dict[str, Any]:
-        """`starchat/status` once no model run is left: a cancelled or superseded request is
-        answered at once, its run stops a token later. `timeout` only stops a hung test: how
-        soon the model is free is for bench/ to measure."""
+    def status_when(
+        self, holds: Callable[[dict[str, Any]], bool], what: str, timeout: float = HANG_GUARD_S
+    ) -> dict[str, Any]:
+        """`starchat/status` once `holds` it, asked every 50 ms. `timeout` only stops a hung
+        test: how soon it comes is for bench/ to measure."""
         deadline = time.monotonic() + timeout
-        while (status := self.request("starchat/status", None))["running"]:
+        while not holds(status := self.request("starchat/status", None)):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"a model run still going after {timeout} s: {status}")
+                raise TimeoutError(f"no {what} within {timeout:g} s: {status}")
             time.sleep(0.05)
         result: dict[str, Any] = status
         return result
+
+    def idle(self) -> dict[str, Any]:
+        """`starchat/status` once no model run is left: a cancelled or superseded request is
+        answered at once, its run stops a token later."""
+        return self.status_when(lambda status: not status["running"], "end of the model runs")
 
     # -- the LSP session -------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-REPLY_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 60.0  # a hang guard: the first reply waits for the process to start
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 
 URI = "file:///tmp/example.py"

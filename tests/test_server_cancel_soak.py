@@ -64,10 +64,6 @@ MB = 1024 * 1024
 # no leak (0.5-0.7 MB in the runs around it). 30 MB still fails a leak of a request's key-value
 # cache (~1 MB a request, ~90 MB here) or of about 350 KB a request or more.
 MAX_GROWTH = 30 * MB
-# The request after the cancels must find the model free: a cancelled generation still running
-# would hold the model's single worker for seconds (until the context is full).
-MAX_QUEUE_WAIT_S = 0.5
-MAX_CANCEL_REPLY_S = 2.0  # generous: a few ms here, but the machine may be busy
 
 
 @dataclass
@@ -104,7 +100,7 @@ def cancel_one(client: RawLspClient, method: str, token: str) -> float:
     client.wait_for_chunks(token)
     client.notify("$/cancelRequest", {"id": msg_id})
     cancelled_at = time.monotonic()
-    reply = client.reply(msg_id, timeout=10)
+    reply = client.reply(msg_id)
     assert "result" not in reply, reply
     assert reply["error"]["code"] == REQUEST_CANCELLED, reply
     return client.reply_times[msg_id] - cancelled_at
@@ -129,7 +125,10 @@ def test_a_hundred_cancels_leave_the_server_healthy_and_its_memory_flat(server: 
     rss_at_end = rss_with_model(server.pid, client)
     soak_s = time.monotonic() - started
 
-    # Healthy and free: a normal request right after gets a whole answer without waiting.
+    # Healthy and free: no model run is left (a cancelled generation still going would count),
+    # and a normal request right after gets a whole answer. How soon the model is free after a
+    # cancel, and how soon the cancel is answered, is bench/cancellation.py's to time.
+    client.idle()
     # (the same model, shorter answers: the settings change loads nothing)
     settings = tiny_options(server.model, max_new_tokens=16)["initializationOptions"]
     client.notify("workspace/didChangeConfiguration", {"settings": settings})
@@ -139,7 +138,6 @@ def test_a_hundred_cancels_leave_the_server_healthy_and_its_memory_flat(server: 
     )
     usage = answer["usage"]
     assert usage["stop_reason"] == "length" and usage["tokens_out"] == 16, usage
-    assert usage["queue_wait_s"] < MAX_QUEUE_WAIT_S, usage
     # Every cancelled generation stopped: none of them streams any more.
     counts = client.chunk_counts()
     time.sleep(0.3)
@@ -154,5 +152,4 @@ def test_a_hundred_cancels_leave_the_server_healthy_and_its_memory_flat(server: 
         f"{reply_delays[len(reply_delays) // 2] * 1000:.1f} ms, max "
         f"{reply_delays[-1] * 1000:.1f} ms; next request: {usage}"
     )
-    assert reply_delays[-1] < MAX_CANCEL_REPLY_S  # answered at once, not when the model stops
     assert growth < MAX_GROWTH, f"RSS grew {growth / MB:.1f} MB over {CANCELS - WARM_UP} cancels"
