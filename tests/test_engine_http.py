@@ -497,10 +497,10 @@ def test_a_stream_cut_midway_keeps_the_partial_answer_as_an_error(
 
 def test_no_first_token_in_time_is_an_error(fault: FaultServer) -> None:
     engine = make_engine(fault.url, first_token_timeout_s=0.3)
-    fault.default = Plan(mode="stall")
-    started = time.monotonic()
+    fault.default = Plan(mode="stall")  # the server holds the request for 10 s
     message, result = failure(engine)
-    assert time.monotonic() - started < 2
+    # The engine's own deadline ended it, not the server: the request was still held then.
+    assert fault.in_flight == 1
     assert "no answer from the model server" in message and "within 0.3 s" in message
     assert "http.first_token_timeout_s" in message and result.tokens_out == 0
     engine.close()
@@ -509,7 +509,7 @@ def test_no_first_token_in_time_is_an_error(fault: FaultServer) -> None:
 def test_the_time_limit_ends_a_slow_answer(engine: HttpEngine, fault: FaultServer) -> None:
     fault.default = Plan(tokens=tuple(f"t{i} " for i in range(100)), delay_s=0.05)
     result = engine.chat(ASK, replace(GREEDY, max_new_tokens=200, time_limit_s=0.3)).finish()
-    assert result.stop_reason is StopReason.TIME and 0 < result.tokens_out < 20
+    assert result.stop_reason is StopReason.TIME and result.tokens_out < 20
 
 
 # -- cancel and concurrency ----------------------------------------------------------------------
@@ -522,19 +522,25 @@ def test_cancel_mid_stream_stops_within_one_event_and_closes_the_connection(
     flag = CancelFlag()
     stream = engine.chat(ASK, replace(GREEDY, max_new_tokens=500), cancel=flag)
     chunks = []
+    read_at_cancel = []
+
+    def cancel() -> None:  # from another thread, while the reader may be waiting for an event
+        read_at_cancel.append(len(chunks))
+        flag.cancel()
+
     for chunk in stream:
         chunks.append(chunk)
         if len(chunks) == 3:
-            threading.Timer(0.01, flag.cancel).start()
-            cancelled_at = time.monotonic()
+            threading.Timer(0.01, cancel).start()
     result = stream.result
     assert result.stop_reason is StopReason.CANCELLED and result.error is None
-    assert time.monotonic() - cancelled_at < 0.1 + 0.1  # one event's gap, and a little
-    assert len(chunks) <= 4 and result.text == "".join(chunks)
-    deadline = time.monotonic() + 2  # the server sees the connection close at its next write
+    # Counted in events, not seconds: at most the one in flight when the cancel came.
+    assert len(chunks) <= read_at_cancel[0] + 1 and result.text == "".join(chunks)
+    # The server sees the connection close at its next write: long before its 200 events.
+    deadline = time.monotonic() + 60  # a hang guard only
     while fault.disconnected_at is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert fault.disconnected_at is not None and fault.disconnected_at - cancelled_at < 0.5
+    assert fault.disconnected_at is not None
 
 
 def test_closing_the_stream_early_cancels(engine: HttpEngine, fault: FaultServer) -> None:
@@ -595,11 +601,12 @@ def test_closing_the_engine_ends_its_streams(fault: FaultServer) -> None:
     stream = engine.chat(ASK, replace(GREEDY, max_new_tokens=500))
     iterator = iter(stream)
     next(iterator)
-    started = time.monotonic()
     engine.close()
     with pytest.raises(EngineError, match="the HTTP engine was closed"):
         list(iterator)
-    assert time.monotonic() - started < 2 and stream.result.text.startswith("t0 ")
+    # Ended by the close, not by the server's 200 events (10 s of them).
+    text = stream.result.text
+    assert text.startswith("t0 ") and "t199 " not in text
     with pytest.raises(EngineError, match="closed"):
         engine.chat(ASK, GREEDY).finish()
 
