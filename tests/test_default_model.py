@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from lsp_client import eventually
 from starchat_lsp import sandbox
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 from starchat_lsp.models.store import ModelStore
@@ -158,10 +158,7 @@ async def test_feedback_action_through_the_server(server: LanguageClient) -> Non
     fixed = apply_text_edits(original, list(change.edits))
     assert fixed != original
     ast.parse(fixed)  # an applied fix always parses
-    for _ in range(50):
-        if server.diagnostics.get(uri):
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: server.diagnostics.get(uri), "starchat's diagnostics")
     diagnostics = server.diagnostics[uri]
     assert diagnostics and all(d.source == "starchat" for d in diagnostics)
     assert all(0 <= d.range.start.line < len(original.splitlines()) for d in diagnostics)

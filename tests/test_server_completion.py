@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import client_capabilities
 
-from lsp_client import StarchatTestClient
+from lsp_client import StarchatTestClient, eventually
 from test_server import CONFIG, request, start
 
 NOTES = "file:///work/notes.txt"  # no grammar: the random model's text survives cleaning
@@ -179,10 +180,12 @@ async def test_a_newer_request_stops_the_older_one(slow: StarchatTestClient) -> 
     text = "shopping list\n\nmore\n"
     open_document(slow, NOTES, text)
     older = asyncio.ensure_future(inline(slow, NOTES, types.Position(line=1, character=0)))
-    for _ in range(200):  # wait until its model run has started (after the 1 s debounce)
-        if (await status(slow, f"w{_}")).generations == 1:
-            break
-        await asyncio.sleep(0.05)
+    polls = itertools.count()
+
+    async def older_runs() -> bool:  # its model run has started (after the 1 s debounce)
+        return bool((await status(slow, f"w{next(polls)}")).generations == 1)
+
+    await eventually(older_runs, "model run of the older request")
     started = time.monotonic()
     newer = await inline(slow, NOTES, types.Position(line=2, character=4))  # one line: quick
     assert await older == []  # superseded: answers nothing

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 
-from lsp_client import StarchatTestClient
+from lsp_client import StarchatTestClient, eventually
 from test_server import BUGGY, CONFIG, URI, list_actions, open_buggy, request, start, whole
 from tiny_model import build_scripted_model
 
@@ -58,12 +57,12 @@ async def breaker(lsp_client: StarchatTestClient, broken_model: Path) -> Any:
 
 
 async def diagnostics_become(client: StarchatTestClient, count: int) -> list[types.Diagnostic]:
-    for _ in range(200):
+    def published() -> bool:
         found = client.diagnostics.get(URI)
-        if found is not None and len(found) == count:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"diagnostics never became {count}: {client.diagnostics.get(URI)}")
+        return found is not None and len(found) == count
+
+    await eventually(published, f"{count} diagnostics published")
+    return client.diagnostics[URI]
 
 
 async def test_feedback_gives_the_answer_diagnostics_on_the_named_line_and_a_fix(
