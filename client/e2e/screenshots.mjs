@@ -5,7 +5,7 @@
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { actionMenu, chatFrame, cutCodeBlocks, goToLineEnd, launch, log, modelReady, openFile, python, root, runCommand } from './harness.mjs';
+import { actionMenu, chatFrame, cutCodeBlocks, goToLineEnd, launch, log, modelReady, openFile, python, root, runCommand, waitFor } from './harness.mjs';
 
 const out = resolve(process.argv[2] ?? join(root, 'docs', 'images'));
 const MODEL = process.env.MODEL ?? 'qwen2.5-coder-1.5b';
@@ -35,16 +35,38 @@ const shot = async (name) => {
   log(`wrote ${join(out, name)}`);
 };
 
-/** The newest answer in the chat, once finished (done, or stopped/failed: then this throws). */
-async function finishedAnswer(chat) {
-  const answer = chat.locator('.message.assistant').last();
-  await chat.locator('.message.assistant.done, .message.assistant.error, .message.assistant.stopped').last().waitFor({ timeout: ANSWER_MS });
+/** The chat's answer number `index` (0-based), once finished; one that stopped or failed throws. */
+async function finished(chat, index) {
+  const answer = chat.locator('.message.assistant').nth(index);
+  await waitFor('the answer to finish', async () => /\b(done|error|stopped)\b/.test((await answer.getAttribute('class').catch(() => '')) ?? ''), ANSWER_MS, 1000);
   const classes = await answer.getAttribute('class');
   if (!classes.includes('done')) {
     throw new Error(`the answer did not finish: ${classes}: ${await answer.textContent()}`);
   }
   log(`answer: ${(await answer.textContent()).slice(0, 300).replace(/\s+/g, ' ')}`);
-  return answer;
+}
+
+/** Runs `ask` and waits for the answer it adds to the chat. */
+async function answerTo(chat, ask) {
+  const before = await chat.locator('.message.assistant').count();
+  await ask();
+  await finished(chat, before);
+}
+
+/** Drags the edge between the side bar (the chat) and the editor to `x`, for a wider chat. */
+async function widenSideBar(x) {
+  const bar = await page.locator('.part.sidebar').boundingBox();
+  const edge = bar.x + bar.width;
+  await page.mouse.move(edge, bar.y + bar.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(x, bar.y + bar.height / 2, { steps: 10 });
+  await page.mouse.up();
+  await page.mouse.move(x + 400, bar.y + bar.height - 20); // off the edge, which shows while hovered
+}
+
+/** Closes the notifications, so that none covers the picture. */
+async function clearNotifications() {
+  await runCommand(page, 'Notifications: Clear All Notifications');
 }
 
 try {
@@ -56,36 +78,41 @@ try {
   await page.keyboard.press('Control+A');
   await runCommand(page, 'starchat: Ask for Feedback on Selection');
   const chat = await chatFrame(page);
-  await finishedAnswer(chat);
+  await finished(chat, 0);
+  await widenSideBar(620);
+  await clearNotifications();
   await shot('vscode-feedback.png');
 
   log('the lightbulb');
-  await page.keyboard.press('Escape'); // the "has a fix" notification, if any
   await goToLineEnd(page, 7);
   await actionMenu(page, 'Fix this code with starchat');
   await shot('vscode-lightbulb.png');
   await page.keyboard.press('Escape');
 
   log('a checked fix');
+  await chat.locator('#clear').click();
   await page.locator('.monaco-editor .view-lines').first().click();
   await page.keyboard.press('Control+A');
-  await runCommand(page, 'starchat: Fix Selection');
-  await finishedAnswer(chat);
+  await answerTo(chat, () => runCommand(page, 'starchat: Fix Selection'));
   await page.locator('.monaco-editor .view-line', { hasText: 'window + 1' }).first().waitFor({ timeout: 30_000 });
+  await clearNotifications();
   await shot('vscode-checked-fix.png');
 
   log('chat about a selection with a long line');
+  await chat.locator('#clear').click();
   await openFile(page, 'report.py', 'total_by_customer');
   await page.locator('.monaco-editor .view-lines').first().click();
   await page.keyboard.press('Control+A');
   await chat.locator('#attach').check();
-  await chat.locator('#input').fill('The biggest customers should come first. What do I change?');
-  await chat.locator('#input').press('Enter');
-  await finishedAnswer(chat);
+  await answerTo(chat, async () => {
+    await chat.locator('#input').fill('The biggest customers should come first. What do I change?');
+    await chat.locator('#input').press('Enter');
+  });
   const cut = await cutCodeBlocks(chat);
   if (cut.length > 0) {
     throw new Error(`code cut at the chat view's edge: ${cut.join(' | ')}`);
   }
+  await clearNotifications();
   await shot('vscode-chat.png');
 } finally {
   await close();
