@@ -122,6 +122,14 @@ def test_type_and_limit_choose_prompts(tmp_path: Path) -> None:
         load_prompts(_write(tmp_path, GOOD), "bug_feedback")
 
 
+def test_the_note_kind_is_kept_and_optional(tmp_path: Path) -> None:
+    bug = {**GOOD, "type": "bug_feedback", "code": "x = 1", "note_kind": "prose", "extra": 1}
+    loaded = load_prompts(_write(tmp_path, bug, {**bug, "id": "b", "note_kind": None}))
+    assert [p.note_kind for p in loaded] == ["prose", None]
+    assert loaded[0].as_dict()["note_kind"] == "prose"  # carried into a run folder
+    assert "note_kind" not in loaded[1].as_dict()  # fields the line doesn't have stay out
+
+
 def test_the_shared_sample_format_loads_without_a_type(tmp_path: Path) -> None:
     sample = {"id": "s", "language": "python", "prompt": "Review it.", "code": "x = 1"}
     assert load_prompts(_write(tmp_path, sample))[0].type == "bug_feedback"

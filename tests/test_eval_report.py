@@ -23,6 +23,8 @@ PROMPTS = [
         tests="pass",
         difficulty="easy",
         bug_lines=(1,),
+        category="off-by-one",
+        note_kind="prose",
     ),
 ]
 
@@ -100,6 +102,8 @@ def test_summary_numbers_match_the_hand_computed_ones() -> None:
     assert (b.tests["pass"], b.tests["error"], b.pass_rate) == (1, 1, 0.5)
     assert a.tests_by_category["type: instruction"]["pass"] == 1
     assert a.tests_by_category["type: bug_feedback"]["fail"] == 1
+    assert a.tests_by_category["category: off-by-one"]["fail"] == 1
+    assert b.tests_by_category["note: prose"]["pass"] == 1
     assert a.tokens_per_s == [10, 20, 30]
     assert b.tokens_per_s == [5, 15]
     assert b.time_to_first_token_s == [0.5, 1.5]
@@ -135,6 +139,12 @@ def test_the_written_report_shows_those_numbers(run_folder: Path) -> None:
         "| B | all | 1 | 0 | 1 | 0 | 50.0% (1/2) | 0.0% (0/1) |",
         "| B | difficulty: easy | 1 | 0 | 0 | 0 | 100.0% (1/1) | 0.0% (0/1) |",
         "| B | type: instruction | 0 | 0 | 1 | 0 | 0.0% (0/1) |  |",
+        "| A | category: off-by-one | 0 | 1 | 0 | 0 | 0.0% (0/1) | 100.0% (1/1) |",
+        "| group | A | B |",  # the pass rates side by side
+        "| all | 50.0% (1/2) | 50.0% (1/2) |",
+        "| category: off-by-one | 0.0% (0/1) | 100.0% (1/1) |",
+        "| note: prose | 0.0% (0/1) | 100.0% (1/1) |",
+        "| type: instruction | 100.0% (1/1) | 0.0% (0/1) |",
         "| A | 20.0 | 2.00 | 2.00 | 2.0 | 33.3% (1/3) |",  # seconds: 1, 2, 3
         "| B | 10.0 | 1.00 | 1.00 | 0.5 | 0.0% (0/3) |",  # seconds: 0.5, 0, 1.5
         "unparsed (dropped, never guessed): 1",

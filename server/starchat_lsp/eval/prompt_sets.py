@@ -29,6 +29,7 @@ class EvalPrompt:
     category: str | None = None
     difficulty: str | None = None  # "easy", "medium", "hard"
     bug_lines: tuple[int, ...] = ()  # bug feedback: the 1-based lines of `code` the bug is on
+    note_kind: str | None = None  # bug feedback: how the note reports it: prose, example, error
 
     @property
     def runnable(self) -> bool:
@@ -47,6 +48,7 @@ class EvalPrompt:
             "category": self.category,
             "difficulty": self.difficulty,
             "bug_lines": list(self.bug_lines) or None,
+            "note_kind": self.note_kind,
         }
         if self.reference is not None:
             key = "reference_fix" if self.type == "bug_feedback" else "reference_solution"
@@ -93,6 +95,7 @@ def parse_prompt(data: Any, where: str) -> EvalPrompt:
         category=_text(data, "category", where),
         difficulty=_text(data, "difficulty", where),
         bug_lines=_bug_lines(data, where),
+        note_kind=_text(data, "note_kind", where),
     )
     if kind == "bug_feedback" and not (prompt.code and prompt.code.strip()):
         raise PromptSetError(f"{where}: a bug_feedback prompt needs the buggy 'code'")

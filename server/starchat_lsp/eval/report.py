@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ def sections(summary: Summary, prompts: list[dict[str, Any]], chart: bool) -> li
             )
         )
     out.append(_tests_section(summary))
+    if len(names) > 1 and any(c.tests_by_category for c in summary.candidates):
+        out.append(_pass_rates_section(summary))
     out.append(
         Section(
             title="Speed",
@@ -196,6 +199,24 @@ def _tests_section(summary: Summary) -> Section:
             "one of the prompt's `bug_lines`."
         ],
         headers=["candidate", "prompts", *STATUSES, "pass rate", "named the buggy line"],
+        rows=rows,
+    )
+
+
+def _pass_rates_section(summary: Summary) -> Section:
+    """The test pass rates of the candidates side by side, one row per group of prompts."""
+    groups = sorted({g for c in summary.candidates for g in c.tests_by_category})
+    rows = []
+    for group in ["all", *groups]:
+        row = [group]
+        for c in summary.candidates:
+            counts = c.tests if group == "all" else c.tests_by_category.get(group, Counter())
+            row.append(_percent(counts["pass"], sum(counts.values())))
+        rows.append(row)
+    return Section(
+        title="Test pass rate by group",
+        lines=["The pass rates of the Tests table, the candidates side by side."],
+        headers=["group", *(c.name for c in summary.candidates)],
         rows=rows,
     )
 

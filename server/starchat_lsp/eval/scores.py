@@ -136,10 +136,16 @@ def verification_summaries(
 
 
 def categories(prompt: dict[str, Any]) -> list[str]:
-    """The groups a prompt counts in: its type, its language and its difficulty if it has one."""
+    """The groups a prompt counts in: its type and language, and its difficulty, category and
+    kind of note where it has them."""
     groups = [f"type: {prompt.get('type')}", f"language: {prompt.get('language')}"]
-    if prompt.get("difficulty"):
-        groups.append(f"difficulty: {prompt['difficulty']}")
+    for key, label in (
+        ("difficulty", "difficulty"),
+        ("category", "category"),
+        ("note_kind", "note"),
+    ):
+        if prompt.get(key):
+            groups.append(f"{label}: {prompt[key]}")
     return groups
 
 
