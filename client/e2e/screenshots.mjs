@@ -1,7 +1,7 @@
 // The README's pictures, taken with the real default model (not the e2e test's scripted one): the
 // extension in code-server driven by headless Chromium, as in vscode.test.mjs. Needs what the e2e
-// test needs, and the default model pulled (`make pull`). Writes docs/images/vscode-*.png, or
-// into the folder given as the first argument. `make screenshots`.
+// test needs, and the default model pulled (`make pull`). Writes docs/images/vscode-*.png (those of
+// the README and docs/vscode.md), or into the folder given as the first argument. `make screenshots`.
 import { homedir } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -28,7 +28,7 @@ process.env.STARCHAT_LSP_CACHE ??= join(process.env.XDG_CACHE_HOME ?? join(homed
 
 const { page, close } = await launch(join(root, 'test-output', 'screenshots'), {
   files: { 'off_by_one.py': readFileSync(join(root, 'examples', 'off_by_one.py'), 'utf8'), 'report.py': REPORT },
-  settings: () => ({ 'starchat.python': python, 'starchat.model.name': MODEL, 'starchat.completion.enabled': false }),
+  settings: () => ({ 'starchat.python': python, 'starchat.model.name': MODEL }),
 });
 const shot = async (name) => {
   await page.screenshot({ path: join(out, name) });
@@ -114,6 +114,31 @@ try {
   }
   await clearNotifications();
   await shot('vscode-chat.png');
+
+  log('a long answer stopped');
+  await chat.locator('#clear').click();
+  await chat.locator('#attach').uncheck();
+  await chat.locator('#input').fill('Explain how csv.DictReader reads a file, step by step, in great detail.');
+  await chat.locator('#input').press('Enter');
+  const streaming = chat.locator('.message.assistant').nth(0);
+  await waitFor('streamed text', async () => ((await streaming.locator('.body').textContent()) ?? '').length > 400, ANSWER_MS);
+  await chat.locator('#stop').click();
+  await chat.locator('.message.assistant.stopped').first().waitFor({ timeout: 30_000 });
+  await clearNotifications();
+  await shot('vscode-stopped.png');
+
+  log('inline completion');
+  await page.locator('.tab', { hasText: 'off_by_one.py' }).first().click();
+  await page.locator('.tab.active', { hasText: 'off_by_one.py' }).waitFor();
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('\n\n# the moving averages of 1 to 10, three at a time\n');
+  await runCommand(page, 'Trigger Inline Suggestion');
+  await page.locator('.ghost-text-decoration, .ghost-text').first().waitFor({ timeout: 120_000 });
+  await shot('vscode-inline.png');
+} catch (error) {
+  await page.screenshot({ path: join(out, 'failed.png') }).catch(() => undefined);
+  throw error;
 } finally {
   await close();
 }
