@@ -290,3 +290,18 @@ def test_cancel_stops_the_whole_pipeline(tiny: Engine) -> None:
     # the model is free: the next request is served
     result = tiny.chat([ChatMessage("user", "hi")], GenerationSettings(max_new_tokens=2)).finish()
     assert result.stop_reason is StopReason.LENGTH
+
+
+def test_a_fix_starts_from_the_feedback_prompt_and_takes_the_code_after_the_reasons() -> None:
+    # Asked for code only, small models hand buggy code back unchanged far more often than when
+    # they first say what is wrong; a fix must be as good as the feedback on the same code.
+    engine = ScriptedEngine([block(GOOD, "Line 3 divides by len(xs) + 1; it must be len(xs).")])
+    req = request()
+    fix = tasks.prepare(tasks.TaskKind.FIX, req, engine, max_new_tokens=200)
+    feedback = tasks.prepare(tasks.TaskKind.FEEDBACK, req, engine, max_new_tokens=200)
+    assert fix.messages == feedback.messages
+    assert "what is wrong" in fix.messages[-1].content
+    result = engine.chat(fix.messages, GenerationSettings(max_new_tokens=200)).finish()
+    outcome = tasks.conclude(tasks.TaskKind.FIX, req, fix, result)
+    assert outcome.new_text == GOOD and not outcome.problems
+    assert outcome.lines == [2]  # 0-based: the line the reasons name, the one the fix changes
