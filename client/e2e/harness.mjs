@@ -85,7 +85,16 @@ export async function launch(run, { files, settings, prepare = () => undefined }
   const userSettings = { ...QUIET_SETTINGS, ...settings(dirs) };
   writeFileSync(settingsFile, JSON.stringify(userSettings, null, 2));
 
-  const env = { ...process.env, HOME: dirs.home, TMPDIR: dirs.tmp, XDG_CONFIG_HOME: join(dirs.home, '.config'), XDG_DATA_HOME: join(dirs.home, '.local', 'share') };
+  const env = {
+    ...process.env,
+    HOME: dirs.home,
+    TMPDIR: dirs.tmp,
+    XDG_CONFIG_HOME: join(dirs.home, '.config'),
+    XDG_DATA_HOME: join(dirs.home, '.local', 'share'),
+    // A model host leaves with its last client, not 5 minutes later: runs one after another
+    // would otherwise stack up hosts of models no one uses any more (as the pytest suite does).
+    STARCHAT_LSP_SHARED_IDLE_S: process.env.STARCHAT_LSP_SHARED_IDLE_S ?? '0',
+  };
   const common = ['--user-data-dir', dirs['user-data'], '--extensions-dir', dirs.extensions];
   log('installing the .vsix');
   execFileSync(codeServer, [...common, '--install-extension', vsix], { env, stdio: 'ignore' });
