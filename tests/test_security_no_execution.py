@@ -20,6 +20,8 @@ STARTS_PROCESSES = {
     "engine/worker/process.py",  # the model worker: our own module, settings as JSON
     "engine/worker/shared.py",  # the shared model host: our own module, settings as JSON
 }
+# Reads code without running it: ruff's binary, the code on its stdin.
+ANALYZERS = {"verify/analyzer.py"}
 RUNS_TEXT = {"exec", "eval", "compile", "__import__"}
 UNSAFE_MODULES = {"pickle", "marshal", "shelve", "dill", "cloudpickle"}
 PROCESS_CALLS = {"system", "popen", "startfile"} | {
@@ -64,7 +66,7 @@ def test_no_module_outside_the_sandbox_can_run_text() -> None:
             for module in imported:
                 if module in UNSAFE_MODULES:
                     problems.append(f"{name}:{node.lineno} imports {module}")
-                if module == "subprocess" and name not in STARTS_PROCESSES:
+                if module == "subprocess" and name not in STARTS_PROCESSES | ANALYZERS:
                     problems.append(f"{name}:{node.lineno} imports subprocess")
     assert not problems, problems
 
@@ -93,3 +95,30 @@ def test_the_process_starters_run_python_modules_never_model_text() -> None:
                     ]
                     source = " ".join(assigned)
                 assert "sys.executable" in source, f"{name}:{node.lineno}: {source}"
+
+
+def test_the_analyzer_starts_only_ruff_and_hands_it_the_code_on_stdin() -> None:
+    for name, tree in modules():
+        if name not in ANALYZERS:
+            continue
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "subprocess"
+        ]
+        assert calls, name
+        for call in calls:
+            assert call.func.attr == "run"  # type: ignore[attr-defined]
+            assert "shell" not in {k.arg for k in call.keywords}, f"{name}:{call.lineno}"
+            (command,) = [
+                n.value
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "command" for t in n.targets)
+            ]
+            assert isinstance(command, ast.List) and isinstance(command.elts[0], ast.Name)
+            assert command.elts[0].id == "ruff" and "check" in ast.unparse(command)
+            assert ast.unparse(command.elts[-1]) == "'-'"  # the code comes on stdin

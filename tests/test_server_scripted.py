@@ -124,3 +124,24 @@ async def test_a_fix_that_does_not_parse_is_flagged_and_not_offered_as_an_edit(
     result = await request(breaker, "starchat/fix", params, "fix-broken")
     assert result.fix.parses is False and result.fix.edit is None
     assert "the proposed code does not parse" in result.fix.problems
+
+
+MUTABLE_DEFAULT = "def add(item, items=[]):\n    items.append(item)\n    return items\n"
+
+
+async def test_feedback_marks_what_the_analyzer_found_on_the_lines_next_to_the_answers_own(
+    reviewer: StarchatTestClient,
+) -> None:
+    uri = "file:///work/defaults.py"
+    open_buggy(reviewer, MUTABLE_DEFAULT, uri)
+    actions = await list_actions(reviewer, 1, uri=uri, only=["refactor.starchat.feedback"])
+    assert actions is not None and len(actions) == 1
+    await reviewer.code_action_resolve_async(actions[0])  # type: ignore[arg-type]
+
+    def published() -> bool:
+        return any("B006" in d.message for d in reviewer.diagnostics.get(uri, []))
+
+    await eventually(published, "the analyzer's finding published")
+    [found] = [d for d in reviewer.diagnostics[uri] if "B006" in d.message]
+    assert found.range.start.line == 0 and found.source == "starchat"
+    assert found.message == "Do not use mutable data structures for argument defaults (B006, ruff)"

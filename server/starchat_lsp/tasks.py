@@ -16,6 +16,7 @@ from starchat_lsp.context.budget import gather_context, prompt_token_budget
 from starchat_lsp.context.instructions import Instruction, code_to_insert, instruction_at
 from starchat_lsp.context.prompts import CodeContext
 from starchat_lsp.engine.base import ChatMessage, Engine, GenerationResult, StopReason
+from starchat_lsp.verify import analyzer
 
 
 class TaskKind(str, Enum):
@@ -46,6 +47,9 @@ class Prepared:
     messages: list[ChatMessage]
     context: CodeContext
     instruction: Instruction | None = None  # for WRITE: what to write and where
+    # Feedback and fixes in Python: what the analyzer finds on or next to the lines worked on
+    # (shown to the model as hints, and to the user as diagnostics).
+    findings: tuple[analyzer.Finding, ...] = ()
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -123,10 +127,27 @@ def prepare(
         # A fix starts from the feedback prompt: asked for the code only, small models hand the
         # buggy code back unchanged far more often than when they first say what is wrong (issue
         # 15: 8 against 11 of 30 held-out bugs), and the fix must be as good as the feedback.
-        messages = prompts.build_feedback_prompt(context, request.note, system_prompt)
-    else:
-        messages = prompts.build_explain_prompt(context, system_prompt)
+        findings = _findings(request, language, context)
+        messages = prompts.build_feedback_prompt(
+            context,
+            request.note,
+            system_prompt,
+            hints=tuple(finding.describe() for finding in findings),
+        )
+        return Prepared(messages=messages, context=context, findings=findings)
+    messages = prompts.build_explain_prompt(context, system_prompt)
     return Prepared(messages=messages, context=context)
+
+
+def _findings(
+    request: CodeRequest, language: str | None, context: CodeContext
+) -> tuple[analyzer.Finding, ...]:
+    """The analyzer's findings on the lines worked on or next to them (Python only)."""
+    if language != "python":
+        return ()
+    found = analyzer.analyze(request.text, request.path)
+    last = max(context.end_line, context.start_line + context.code.count("\n"))
+    return tuple(analyzer.near(found, context.start_line, last)[: analyzer.MOST_HINTS])
 
 
 def _write_context_lines(

@@ -117,14 +117,24 @@ def _notes(ctx: CodeContext) -> str:
 
 
 def build_feedback_prompt(
-    ctx: CodeContext, user_note: str | None = None, system_prompt: str | None = None
+    ctx: CodeContext,
+    user_note: str | None = None,
+    system_prompt: str | None = None,
+    hints: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """Ask, as the user who wrote the code, what the bug is, where, and for the corrected code."""
+    """Ask, as the user who wrote the code, what the bug is, where, and for the corrected code.
+
+    `hints`: what a static analyzer reports on these lines (`line 5: ... (B006)`).
+    """
     note = f"\n{user_note.strip()}" if user_note and user_note.strip() else ""
+    listed = "".join(f"\n- {hint}" for hint in hints)
+    analyzer = (
+        f"\n\nA linter reports (it may or may not be the bug I mean):{listed}" if hints else ""
+    )
     user = (
         f"I wrote this {_named(ctx.language)} and it has a bug. What's wrong with it?{note}\n\n"
         f"{_surroundings(ctx)}"
-        f"{_code(ctx, numbered=True)}\n\n"
+        f"{_code(ctx, numbered=True)}{analyzer}\n\n"
         "Tell me what is wrong and on which line, then give the whole corrected code "
         f"in one ```{_tag(ctx.language)} block, without line numbers.{_notes(ctx)}"
     )

@@ -197,6 +197,7 @@ def answer_prompt(
                         "loads": c.assessment.loads,
                         "passed": len(c.assessment.passed),
                         "generated_passed": c.assessment.generated_passed,
+                        "lint": c.assessment.lint,
                     }
                     for c in verified.candidates
                 ],

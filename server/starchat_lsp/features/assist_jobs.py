@@ -24,7 +24,7 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
 )
 from starchat_lsp.features.errors import ContentModifiedError, DocumentNotOpenError
-from starchat_lsp.verify import pipeline
+from starchat_lsp.verify import analyzer, pipeline
 
 if TYPE_CHECKING:
     from pygls.workspace import TextDocument
@@ -44,6 +44,7 @@ class JobResult:
     result: GenerationResult
     notes: tuple[str, ...]
     verified: pipeline.Verified | None = None  # feedback and fixes, unless verify is off
+    findings: tuple[analyzer.Finding, ...] = ()  # the analyzer's, on the lines worked on
 
 
 def open_document(server: StarchatServer, uri: str) -> TextDocument:
@@ -175,7 +176,9 @@ async def run_job(
         outcome = verified.outcome
     else:
         outcome = tasks.conclude(kind, request, prepared, result)
-    return JobResult(uri, version, request, outcome, result, prepared.notes, verified)
+    return JobResult(
+        uri, version, request, outcome, result, prepared.notes, verified, prepared.findings
+    )
 
 
 def _changed(server: StarchatServer, uri: str, version: int | None) -> bool:

@@ -29,22 +29,29 @@ def summary(answer: str, limit: int = 300) -> str:
 
 
 def build(job: JobResult, codec: PositionCodec) -> list[types.Diagnostic]:
-    """Diagnostics on the lines the answer names; columns in the client's negotiated units."""
-    message = summary(job.outcome.answer)
+    """Diagnostics on the lines the answer names, and on what the analyzer found there that the
+    model was told of; columns in the client's negotiated units."""
     lines = job.request.text.splitlines()
-    return [
-        types.Diagnostic(
+
+    def on(first: int, last: int, message: str) -> types.Diagnostic:
+        return types.Diagnostic(
             range=types.Range(
-                start=types.Position(line=line, character=0),
-                end=types.Position(line=line, character=codec.client_num_units(lines[line])),
+                start=types.Position(line=first, character=0),
+                end=types.Position(line=last, character=codec.client_num_units(lines[last])),
             ),
             message=message,
             severity=types.DiagnosticSeverity.Information,
             source=SOURCE,
         )
-        for line in job.outcome.lines
-        if 0 <= line < len(lines)
+
+    message = summary(job.outcome.answer)
+    named = [on(line, line, message) for line in job.outcome.lines if 0 <= line < len(lines)]
+    found = [
+        on(f.line, min(f.end_line, len(lines) - 1), f"{f.message} ({f.code}, ruff)")
+        for f in job.findings
+        if 0 <= f.line < len(lines)
     ]
+    return named + found
 
 
 def publish(server: StarchatServer, job: JobResult) -> None:

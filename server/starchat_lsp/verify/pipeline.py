@@ -31,7 +31,7 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
 )
-from starchat_lsp.verify import checks, evidence, model_tests, ranking
+from starchat_lsp.verify import analyzer, checks, evidence, model_tests, ranking
 from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
@@ -96,6 +96,7 @@ class _Run:
     tokens_out: int = 0
     fix_messages: list[ChatMessage] = field(default_factory=list)  # what the samples were asked
     generated: list[Check] = field(default_factory=list)  # tests the model wrote
+    found_before: set[tuple[str, str]] | None = None  # the analyzer's findings in the file (Python)
 
     @property
     def language(self) -> str | None:
@@ -107,6 +108,7 @@ class _Run:
         if self.language != "python":
             self.why_not_run = "checks run only for Python"
             return
+        self.found_before = analyzer.kinds(analyzer.analyze(self.request.text, self.request.path))
         names = evidence.function_names(ctx.code)
         self.on_stage(Stage("evidence", "looking for examples in your note, docstrings and tests"))
         self.evidence = evidence.gather(ctx.code, self.request.note, names, self.options.workspace)
@@ -132,6 +134,10 @@ class _Run:
         if outcome.new_text is None:
             return found
         found.changed_lines = checks.changed_line_count(self.request.text, outcome.new_text)
+        if self.found_before is not None and not found.problems:
+            after = analyzer.kinds(analyzer.analyze(outcome.new_text, self.request.path))
+            added, removed = after - self.found_before, self.found_before - after
+            found.lint = -1 if added else 1 if removed else 0
         if self.harness is None or found.problems:
             return found
         found.loads, detail = checks.loads(self.harness, outcome.new_text)

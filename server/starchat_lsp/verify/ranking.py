@@ -23,10 +23,11 @@ class Candidate:
     key: str | None  # its code, normalised: equal keys are the same fix
     votes: int = 1  # how many answers proposed this same fix
 
-    def rank(self) -> tuple[int, bool, int, int, bool, int, int]:
-        """The user's checks passed, then sound, then the model's own tests passed, then how many
-        answers agree, then the likelier answer (the greedy draft before the samples), then a
-        smaller diff, then the earlier sample.
+    def rank(self) -> tuple[int, bool, int, int, int, bool, int, int]:
+        """The user's checks passed, then sound, then the model's own tests passed, then whether
+        it clears what the analyzer found without adding to it, then how many answers agree, then
+        the likelier answer (the greedy draft before the samples), then a smaller diff, then the
+        earlier sample.
 
         The draft wins ties before the diff size is asked: on our eval a sampled fix with a
         smaller diff was wrong more often than the greedy answer (docs/eval/README.md).
@@ -35,6 +36,7 @@ class Candidate:
             len(self.assessment.passed),
             self.assessment.sound,
             self.assessment.generated_passed,
+            self.assessment.lint,
             self.votes,
             self.index == 0,
             -self.assessment.changed_lines,
