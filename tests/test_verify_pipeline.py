@@ -163,10 +163,36 @@ def test_tests_the_model_writes_order_fixes_when_the_user_gave_none() -> None:
     assert '"""The average of xs."""' in asked and "len(xs) + 1" not in asked
     assert [c.assessment.generated_passed for c in verified.candidates] == [0, 2]
     assert verified.chosen == 1
-    assert verified.verdict.endswith(
+    assert (
         "it passes 2 of 2 tests the model wrote from the docstring and your note"
+        in verified.verdict
+    )
+    # Both fail on the user's code: they reproduce the bug, and the verdict shows one.
+    assert [len(c.assessment.reproduced_passed) for c in verified.candidates] == [0, 2]
+    assert verified.verdict.endswith(
+        "reproduced the bug with `assert mean([2, 4]) == 3.0` (a test the model wrote, which "
+        "fails on your code), and the fix passes it"
     )
     assert not verified.verified  # the model's own tests are no proof
+
+
+def test_a_test_that_reproduces_the_bug_outweighs_one_that_the_buggy_code_passes_too() -> None:
+    # The model's tests: the first passes on anything; the second (wrong) passes on the buggy
+    # code and on the draft; the third fails on the buggy code: it reproduces the bug. The draft
+    # and the sample pass two each; the sample passes the reproducing one, and wins.
+    odd = CODE.replace("(len(xs) + 1)", "max(len(xs), 3)")
+    tests = (
+        "```python\nassert mean([0, 0]) == 0.0\nassert mean([3, 3]) == 2.0\n"
+        "assert mean([6]) == 6.0\n```"
+    )
+    engine = ScriptedEngine([block(odd, "Line 3."), tests, block(GOOD), "Explained."])
+    verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
+    draft, sample = verified.candidates
+    assert draft.assessment.generated_passed == sample.assessment.generated_passed == 2
+    assert not draft.assessment.reproduced_passed
+    assert [c.code for c in sample.assessment.reproduced_passed] == ["assert mean([6]) == 6.0"]
+    assert verified.chosen == 1
+    assert "reproduced the bug with `assert mean([6]) == 6.0`" in verified.verdict
 
 
 def test_the_draft_then_the_smaller_diff_wins_among_equals() -> None:

@@ -198,6 +198,7 @@ def answer_prompt(
                         "passed": len(c.assessment.passed),
                         "generated_passed": c.assessment.generated_passed,
                         "lint": c.assessment.lint,
+                        "reproduced_passed": len(c.assessment.reproduced_passed),
                     }
                     for c in verified.candidates
                 ],

@@ -33,6 +33,8 @@ class Assessment:
     passed: list[Check] = field(default_factory=list)
     failed: list[tuple[Check, str]] = field(default_factory=list)  # with the sandbox's detail
     generated_passed: int = 0  # of the tests the model wrote (verify.model_tests)
+    # Of those, the ones that fail on the original code (they reproduce the report) it passes.
+    reproduced_passed: list[Check] = field(default_factory=list)
     lint: int = 0  # 1: it removes an analyzer finding and adds none; -1: it adds one (analyzer)
 
     @property

@@ -96,6 +96,7 @@ class _Run:
     tokens_out: int = 0
     fix_messages: list[ChatMessage] = field(default_factory=list)  # what the samples were asked
     generated: list[Check] = field(default_factory=list)  # tests the model wrote
+    reproducing: list[Check] = field(default_factory=list)  # those that fail on the original
     found_before: set[tuple[str, str]] | None = None  # the analyzer's findings in the file (Python)
 
     @property
@@ -157,6 +158,8 @@ class _Run:
                 break
             if checks.run_check(self.harness, outcome.new_text, check).status == "pass":
                 found.generated_passed += 1
+                if check in self.reproducing:
+                    found.reproduced_passed.append(check)
         return found
 
     def write_tests(self, settings: GenerationSettings, time_limit_s: float) -> None:
@@ -177,6 +180,14 @@ class _Run:
             self.system_prompt,
         )
         self.tokens_out += tokens
+        # A test that fails on the user's code reproduces what they reported, if the test is
+        # right (the model wrote it): a fix that passes one ranks above one that passes only
+        # others, and the verdict shows it, but never calls the fix verified for it.
+        for check in self.generated:
+            if self.cancel.cancelled or self.harness is None:
+                return
+            if checks.run_check(self.harness, self.request.text, check).status != "pass":
+                self.reproducing.append(check)
 
     def add(self, outcome: tasks.Outcome) -> Candidate:
         key = ranking.fix_key(outcome, self.language)

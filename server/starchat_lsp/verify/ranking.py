@@ -23,11 +23,12 @@ class Candidate:
     key: str | None  # its code, normalised: equal keys are the same fix
     votes: int = 1  # how many answers proposed this same fix
 
-    def rank(self) -> tuple[int, bool, int, int, int, bool, int, int]:
-        """The user's checks passed, then sound, then the model's own tests passed, then whether
-        it clears what the analyzer found without adding to it, then how many answers agree, then
-        the likelier answer (the greedy draft before the samples), then a smaller diff, then the
-        earlier sample.
+    def rank(self) -> tuple[int, bool, int, int, int, int, bool, int, int]:
+        """The user's checks passed, then sound, then the model's own tests that reproduce the
+        report (they fail on the user's code) passed, then all the model's tests passed, then
+        whether it clears what the analyzer found without adding to it, then how many answers
+        agree, then the likelier answer (the greedy draft before the samples), then a smaller
+        diff, then the earlier sample.
 
         The draft wins ties before the diff size is asked: on our eval a sampled fix with a
         smaller diff was wrong more often than the greedy answer (docs/eval/README.md).
@@ -35,6 +36,7 @@ class Candidate:
         return (
             len(self.assessment.passed),
             self.assessment.sound,
+            len(self.assessment.reproduced_passed),
             self.assessment.generated_passed,
             self.assessment.lint,
             self.votes,
@@ -89,6 +91,13 @@ def verdict(
     if not runnable:
         reason = why_not_run or "checks run only for Python"
         return f"not verified ({reason}); checked that the fix parses and keeps the names"
+    reproduced_by = chosen.assessment.reproduced_passed
+    shown = (
+        f"; reproduced the bug with `{reproduced_by[0].code}` (a test the model wrote, which "
+        "fails on your code), and the fix passes it"
+        if reproduced_by
+        else ""
+    )
     if not evidence:
         own = (
             f"; it passes {chosen.assessment.generated_passed} of {generated} tests the model "
@@ -99,7 +108,7 @@ def verdict(
         return (
             "not verified: no examples found (give one in your note, such as "
             "`f(2) should return 4`, or add a doctest); checked that the fix parses, keeps "
-            f"the names and parameters, and loads{own}"
+            f"the names and parameters, and loads{own}{shown}"
         )
     passed = chosen.assessment.passed
     before = f"; {reproduced} of them failed before the fix" if reproduced else ""
@@ -107,7 +116,8 @@ def verdict(
         if not says_what_is_right(evidence):
             # "no longer gives X", "no longer crashes": better, not shown right
             return (
-                f"checked: passes {_count(evidence)}, which says what is wrong, not what is right"
+                f"checked: passes {_count(evidence)}, which says what is wrong, not what is "
+                f"right{shown}"
             )
         return f"verified: passes {_count(evidence)}{before}"
     failing = "; ".join(check.code for check, _ in chosen.assessment.failed[:2])
