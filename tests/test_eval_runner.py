@@ -138,3 +138,25 @@ def test_messages_are_chat_messages() -> None:
     answer = runner.answer_prompt(engine, PROMPTS[0], SETTINGS)
     assert isinstance(engine.calls[0][0], ChatMessage)
     assert "Write double(x), number 0." in answer.result.text
+
+
+def test_the_plain_baseline_gets_no_analyzer_hints_and_the_checked_fix_asks_its_own_draft() -> None:
+    code = "def add(item, items=[]):\n    items.append(item)\n    return items"
+    bug = EvalPrompt(
+        id="defaults",
+        type="bug_feedback",
+        language="python",
+        prompt="add(1) twice gives [1, 1].",
+        code=code,
+        entry_point="add",
+        tests="assert add(1) == [1]\nassert add(1) == [1]",
+    )
+    answer = "The default list is shared.\n```python\n" + code + "\n```\n"
+    plain_engine = ScriptedEngine([answer])
+    runner.answer_prompt(plain_engine, bug, SETTINGS)
+    assert "linter" not in plain_engine.calls[0][-1].content
+    plain = {"candidate": "m", "answer": answer, "seconds": 1.0, "metrics": {}}
+    checked_engine = ScriptedEngine(lambda messages: answer)
+    runner.answer_prompt(checked_engine, bug, SETTINGS, verify=True, plain=plain)
+    # The product's draft has the hints, so the plain answer cannot stand in for it.
+    assert "B006" in checked_engine.calls[0][-1].content

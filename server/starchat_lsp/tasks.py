@@ -89,7 +89,10 @@ def prepare(
     *,
     max_new_tokens: int,
     system_prompt: str | None = None,
+    analyze: bool = True,
 ) -> Prepared:
+    """The prompt for a task on a request. `analyze=False` leaves the analyzer's hints out (the
+    eval's plain baseline: the model asked as a user would, without our help)."""
     language = request.language or (
         syntax.language_for_path(request.path) if request.path else None
     )
@@ -127,7 +130,7 @@ def prepare(
         # A fix starts from the feedback prompt: asked for the code only, small models hand the
         # buggy code back unchanged far more often than when they first say what is wrong (issue
         # 15: 8 against 11 of 30 held-out bugs), and the fix must be as good as the feedback.
-        findings = _findings(request, language, context)
+        findings = _findings(request, language, context) if analyze else ()
         messages = prompts.build_feedback_prompt(
             context,
             request.note,

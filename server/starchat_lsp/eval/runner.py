@@ -162,9 +162,14 @@ def answer_prompt(
     if prompt.type == "bug_feedback":
         request = _request(prompt)
         kind = tasks.TaskKind.FEEDBACK
-        prepared = tasks.prepare(kind, request, engine, max_new_tokens=settings.max_new_tokens)
+        # The plain baseline is the model asked as the user would: without the analyzer's hints.
+        prepared = tasks.prepare(
+            kind, request, engine, max_new_tokens=settings.max_new_tokens, analyze=verify
+        )
         if verify:
-            draft = None if plain is None else _replayed(plain)
+            # The plain answer is this draft only when the prompts are the same (no hints).
+            same = plain is not None and not prepared.findings
+            draft = _replayed(plain) if same and plain is not None else None
             verified = pipeline.run(
                 kind,
                 request,
@@ -175,13 +180,14 @@ def answer_prompt(
                 explain=lambda messages, s: engine.chat(messages, s).finish(),
                 options=pipeline.VerifyOptions(limits=settings.limits),
             )
-            if plain is not None:
+            if draft is not None and plain is not None:
                 started -= float(plain.get("seconds") or 0.0)  # the draft's time counts
             outcome, result = verified.outcome, verified.draft_result
             summary = {
                 "verdict": verified.verdict,
                 "draft": verified.draft.answer,
-                "draft_from": None if plain is None else plain.get("candidate"),
+                "draft_from": None if draft is None or plain is None else plain.get("candidate"),
+                "hints": [finding.describe() for finding in prepared.findings],
                 "verified": verified.verified,
                 "chosen": verified.chosen,
                 "candidates": len(verified.candidates),
