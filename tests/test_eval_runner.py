@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def test_a_bug_feedback_prompt_is_asked_like_the_editor_asks(tmp_path: Path) -> 
     assert record["code"] == "def double(x):\n    return x + x"
     assert record["check"]["status"] == "pass"
     assert record["metrics"]["tokens_per_s"] == 4.0
+
+
+def test_code_ending_with_a_newline_is_fixed_whole(tmp_path: Path) -> None:
+    prompt = dataclasses.replace(BUG, code=BUGGY + "\n")  # as files end
+    runner.prepare_folder(tmp_path, ["m"], [prompt], SETTINGS)
+    runner.answer_all(tmp_path, "m", ScriptedEngine([FIXED_ANSWER]), [prompt], SETTINGS)
+    record = records.read_records(tmp_path / records.ANSWERS)[0]
+    assert record["code"] == "def double(x):\n    return x + x\n"
+    assert record["check"]["status"] == "pass"
 
 
 def test_an_instruction_is_asked_with_the_instruction_prompt(tmp_path: Path) -> None:

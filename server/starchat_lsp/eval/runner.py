@@ -104,7 +104,7 @@ def _request(prompt: EvalPrompt) -> tasks.CodeRequest:
         text=code,
         path=path,
         start_line=0,
-        end_line=max(0, len(code.split("\n")) - 1),
+        end_line=max(0, len(code.splitlines()) - 1),  # a last newline starts no line
         language=prompt.language,
         note=prompt.prompt,
     )
