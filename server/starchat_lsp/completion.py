@@ -14,8 +14,14 @@ from dataclasses import dataclass
 
 from starchat_lsp.context import prompts, syntax
 from starchat_lsp.context.completion_cleaning import clean_completion
-from starchat_lsp.context.completion_scope import Scope
-from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult, GenerationSettings
+from starchat_lsp.context.completion_scope import Scope, completion_scope
+from starchat_lsp.engine.base import (
+    CancelFlag,
+    Engine,
+    GenerationResult,
+    GenerationSettings,
+    StopReason,
+)
 
 LINE_MAX_NEW_TOKENS = 48
 INSTRUCTION_REACH = 10  # lines above the cursor in which a comment counts as the instruction
@@ -26,6 +32,17 @@ class Completion:
     text: str  # what to insert at the cursor; "" for nothing
     scope: Scope
     result: GenerationResult
+
+    @property
+    def finished(self) -> bool:
+        """Whether the model run ended on its own: a cancelled or failed one offers nothing."""
+        return self.result.stop_reason not in (StopReason.CANCELLED, StopReason.ERROR)
+
+
+def scope_at(text: str, offset: int, path: str | None) -> tuple[str | None, Scope]:
+    """The document's language (from its file name) and how much to complete at `offset`."""
+    language = syntax.language_for_path(path) if path else None
+    return language, completion_scope(text, offset, language)
 
 
 def _fit(
@@ -78,16 +95,18 @@ def complete(
     max_context_tokens: int,
     flag: CancelFlag,
     system_prompt: str | None = None,
+    fill_in_middle: bool | None = None,
 ) -> Completion:
     """On the model's thread: ask for the completion at `offset` and clean the answer.
 
     A line gets at most LINE_MAX_NEW_TOKENS of `max_new_tokens`; `max_context_tokens` bounds the
-    text around the cursor that the model sees.
+    text around the cursor that the model sees. `fill_in_middle` False asks by the chat prompt
+    even when the model can fill in the middle (the eval compares the two); None: when it can.
     """
     prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, max_context_tokens)
     one_line = scope is Scope.LINE
     max_new = min(LINE_MAX_NEW_TOKENS, max_new_tokens) if one_line else max_new_tokens
-    if engine.fill_in_middle:
+    if engine.fill_in_middle and fill_in_middle is not False:
         prompt = prompts.build_completion_prompt(prefix, suffix, language, path)
         settings = GenerationSettings(
             max_new_tokens=max_new, stop=("\n",) if one_line else ("\n\n\n",)

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from starchat_lsp import completion
-from starchat_lsp.context.completion_scope import Scope, completion_scope
-from starchat_lsp.engine.base import CancelFlag, Engine, StopReason
+from starchat_lsp.context.completion_scope import Scope
+from starchat_lsp.engine.base import CancelFlag, Engine
 from starchat_lsp.errors import EngineError
-from starchat_lsp.features.assist_jobs import language_of
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -62,8 +61,7 @@ async def completion_at(
     version, text = document.version, document.source
     # LSP positions count UTF-16 units (unless negotiated): pygls converts to a str index
     offset = min(document.offset_at_position(position), len(text))
-    language = language_of(document)
-    scope = completion_scope(text, offset, language)
+    language, scope = completion.scope_at(text, offset, document.path)
     if scope is Scope.NONE:
         return None
     model = server.settings.model.name
@@ -101,7 +99,7 @@ async def completion_at(
             log.info("no completion: %s", error)
             return None
         superseded = not server.latest_completions.is_current(uri, flag)
-        if superseded or answer.result.stop_reason in _UNFINISHED:
+        if superseded or not answer.finished:
             return None
         server.completion_cache.put(model, prefix, suffix, answer.text)
         if document.version != version or not answer.text:
@@ -111,7 +109,6 @@ async def completion_at(
         server.latest_completions.finish(uri, flag)
 
 
-_UNFINISHED = (StopReason.CANCELLED, StopReason.ERROR)
 _WORD_BEFORE = re.compile(r"\w+$")
 
 
