@@ -1,9 +1,12 @@
-"""`starchat-lsp eval run | judge | report`: answer a prompt set, judge the answers, report."""
+"""`starchat-lsp eval run | judge | complete | report`: answer a prompt set, judge the answers,
+benchmark completion on holes cut from real code, report."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +27,7 @@ from starchat_lsp.cli.engine_options import add_engine_options
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.engine.base import Engine, GenerationSettings
 from starchat_lsp.engine.factory import open_engine
-from starchat_lsp.eval import judge, runner
+from starchat_lsp.eval import complete_runner, holes, judge, runner
 from starchat_lsp.eval.candidates import CandidateError, engine_settings, label
 from starchat_lsp.eval.prompt_sets import (
     PROMPT_TYPES,
@@ -33,6 +36,7 @@ from starchat_lsp.eval.prompt_sets import (
     shipped_prompts_path,
 )
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
+from starchat_lsp.settings import CompletionOptions
 
 MODEL_HELP = (
     "a catalogue name, model folder or hub id; NAME@llamacpp for llama.cpp; "
@@ -107,9 +111,71 @@ def register(subparsers: Any) -> None:
     _engine_options(scoring)
     scoring.set_defaults(func=run_judge)
 
+    _register_complete(actions)
+
     report = actions.add_parser("report", help="write report.md, report.html and a chart")
     report.add_argument("folder", type=Path, metavar="DIR", help="the run folder")
     report.set_defaults(func=run_report)
+
+
+def _register_complete(actions: Any) -> None:
+    defaults = CompletionOptions()
+    complete = actions.add_parser(
+        "complete",
+        help="benchmark completion on holes cut from real code (resumable)",
+        description="Cut holes (a whole line, the rest of a line, a function body, a body with "
+        "doctests) from real Python files, seeded, and fill each the way the editor does at that "
+        "cursor: one run per model, prompt (fim, chat) and context size. Scores: exact match, "
+        "edit similarity, whether the file still parses, how often nothing was suggested, "
+        "latency, and the doctests of function bodies.",
+    )
+    complete.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the .py files to cut from (default: the standard library, {holes.stdlib_root()})",
+    )
+    complete.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help=f"a model (give several to compare; default {DEFAULT_MODEL}): {MODEL_HELP}",
+    )
+    complete.add_argument(
+        "--kinds",
+        default=",".join(holes.KINDS),
+        help=f"the kinds of hole, comma-separated (default {','.join(holes.KINDS)})",
+    )
+    complete.add_argument(
+        "--count", type=int, default=20, metavar="N", help="holes of each kind (default 20)"
+    )
+    complete.add_argument("--seed", type=int, default=0, help="the holes' seed (default 0)")
+    complete.add_argument(
+        "--modes",
+        default=",".join(complete_runner.PROMPTS),
+        help="the prompts to compare: fim (fill-in-the-middle, for a model that has it), chat "
+        "(default: fim,chat)",
+    )
+    complete.add_argument(
+        "--context-tokens",
+        type=int,
+        action="append",
+        metavar="N",
+        help="text around the cursor the model sees (completion.max_context_tokens; default "
+        f"{defaults.max_context_tokens}); give several to compare",
+    )
+    complete.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=defaults.max_new_tokens,
+        metavar="N",
+        help=f"completion.max_new_tokens (default {defaults.max_new_tokens}; a line gets 48)",
+    )
+    complete.add_argument("--out", type=Path, required=True, help="the run folder")
+    _engine_options(complete)
+    complete.set_defaults(func=run_complete)
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
@@ -243,11 +309,93 @@ def run_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _choices(value: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [part for part in chosen if part not in known]
+    if unknown or not chosen:
+        raise UserError(f"{option}: use some of {','.join(known)} (not {','.join(unknown)})")
+    return chosen
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    kinds = _choices(args.kinds, holes.KINDS, "--kinds")
+    prompts = _choices(args.modes, complete_runner.PROMPTS, "--modes")
+    contexts = list(dict.fromkeys(args.context_tokens or [CompletionOptions().max_context_tokens]))
+    _positive(args.count, "--count")
+    _positive(args.max_new_tokens, "--max-new-tokens")
+    if min(contexts) < 64:
+        raise UserError("--context-tokens must be at least 64")
+    try:
+        models = list(dict.fromkeys(label(s, args.backend) for s in args.models or [DEFAULT_MODEL]))
+    except CandidateError as error:
+        raise UserError(str(error)) from None
+    source = (args.source or holes.stdlib_root()).resolve()
+    if not source.is_dir():
+        raise UserError(f"--source {source} is not a folder")
+    settings = complete_runner.HoleSettings(
+        source=source,
+        kinds=kinds,
+        count=args.count,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+    )
+    limits = sandbox.Limits()
+    try:
+        with terminal.stderr.status(f"cutting holes from {source}"):
+            cut = complete_runner.prepare(args.out, settings, limits)
+    except complete_runner.RunFolderError as error:
+        raise UserError(str(error)) from None
+    except OSError as error:
+        raise UserError(f"can't write the run folder {args.out}: {error.strerror}") from None
+    complete_runner.note_run(args.out, command=shlex.join(["starchat-lsp", *sys.argv[1:]]))
+    for name in models:
+        modes = [
+            complete_runner.Mode(model=name, prompt=p, context_tokens=c)
+            for p in prompts
+            for c in contexts
+        ]
+        todo = {mode: complete_runner.pending(args.out, mode, cut) for mode in modes}
+        if not any(todo.values()):
+            terminal.stderr.print(f"{name}: all {len(cut)} holes already filled in every mode")
+            continue
+        with runner.opened(_open_engine(name, args)) as engine:
+            for mode in modes:
+                if mode.prompt == "fim" and not engine.fill_in_middle:
+                    why = "the model has no fill-in-the-middle tokens"
+                    complete_runner.note_not_applicable(args.out, mode.label, why)
+                    terminal.stderr.print(f"{mode.label}: not run, {why}")
+                    continue
+                if todo[mode]:
+                    _complete_mode(args.out, settings, engine, mode, todo[mode], limits)
+    terminal.stderr.print(f"next: starchat-lsp eval report {args.out}")
+    return 0
+
+
+def _complete_mode(
+    out: Path,
+    settings: complete_runner.HoleSettings,
+    engine: Engine,
+    mode: complete_runner.Mode,
+    todo: list[dict[str, Any]],
+    limits: sandbox.Limits,
+) -> None:
+    with _progress(len(todo), mode.label) as bar:
+
+        def advance(record: dict[str, Any]) -> None:
+            shown = "exact" if record["exact"] else f"{record['similarity']:.2f}"
+            bar.update(bar.task_ids[0], advance=1, last=f"{record['hole_id']}: {shown}")
+
+        complete_runner.run_mode(out, settings, engine, mode, todo, limits, advance)
+
+
 def run_report(args: argparse.Namespace) -> int:
-    from starchat_lsp.eval import report
+    from starchat_lsp.eval import complete_report, report
 
     try:
-        written = report.write_report(args.folder)
+        if complete_report.is_completion_folder(args.folder):
+            written = complete_report.write_report(args.folder)
+        else:
+            written = report.write_report(args.folder)
     except (report.ReportError, PromptSetError) as error:
         raise UserError(str(error)) from None
     for path in written:
