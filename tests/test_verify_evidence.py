@@ -37,6 +37,31 @@ NAMES = ["moving_average", "strip_scheme"]
             "assert moving_average([1], 1) == [1.0]",
             "expects",
         ),
+        (  # what it gives in one sentence, what it should give in the next
+            "When I run `moving_average([2, 4], 2)` I get `[]`. It should be `[3.0]`.",
+            "assert moving_average([2, 4], 2) == [3.0]",
+            "expects",
+        ),
+        (
+            "moving_average([2, 4], 1) returns [2.0], but I expected [2.0, 4.0]",
+            "assert moving_average([2, 4], 1) == [2.0, 4.0]",
+            "expects",
+        ),
+        (
+            "For example moving_average([5], 1) returns [], expected [5.0]. Thanks!",
+            "assert moving_average([5], 1) == [5.0]",
+            "expects",
+        ),
+        (
+            "Calling moving_average([], 2) gives me this error: ZeroDivisionError: oops",
+            "moving_average([], 2)",
+            "runs",
+        ),
+        (
+            "I tried moving_average([5], 1) and got [] when I wanted [5.0]",
+            "assert moving_average([5], 1) == [5.0]",
+            "expects",
+        ),
     ],
 )
 def test_examples_in_the_users_words(note: str, code: str, kind: str) -> None:

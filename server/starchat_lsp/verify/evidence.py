@@ -31,10 +31,11 @@ _SKIPPED_FOLDERS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".to
 _BUILTINS = set(dir(builtins))
 
 # What follows a call in prose. "gives X instead of Y": Y is what it should give.
-_ACTUAL = r"(?:gives|returns|outputs|prints|yields|produces|is|==|->|=>|=)"
-_EXPECTED = r"(?:instead of|rather than|but should (?:be|give|return)|when it should (?:be|give|return)|but I expected|while I expected)"  # noqa: E501
+_ACTUAL = r"(?:gives|returns|outputs|prints|yields|produces|is|==|->|=>|=|(?:I |we )?(?:get|got))"
+# ... and what it should give, in the same sentence or the next one ("I get 5. It should be 4").
+_EXPECTED = r"(?:instead of|rather than|(?:but |and |when )?(?:it |that |the (?:result|answer|output) )?should (?:be|give|return|have been)|(?:but |while |when )?I (?:expected|expect|wanted|want|would expect|'d expect)|(?:but )?expected)"  # noqa: E501
 _SHOULD = r"(?:should (?:return|give|be|equal|output)|must (?:return|give|be)|is expected to (?:return|be)|expected|==|->|=>)"  # noqa: E501
-_CRASH = r"(?:crashes|raises|throws|fails|errors|blows up|hangs)"
+_CRASH = r"(?:crashes|raises|throws|fails|errors|blows up|hangs|gives (?:me )?(?:this |an |the )?(?:error|exception))"  # noqa: E501
 _CONTRAST = re.compile(r"\b(?:but|yet|however|instead)\b", re.IGNORECASE)
 
 
@@ -164,12 +165,14 @@ def from_text(text: str, names: list[str], source: str) -> list[Check]:
 
 
 def _check_after(call: str, after: str, contrasted: bool, source: str) -> Check | None:
-    actual = re.match(rf"\s*(?:still |also |just |only )?{_ACTUAL}\s+", after, re.IGNORECASE)
+    actual = re.match(
+        rf"\s*(?:and |but )?(?:still |also |just |only )?{_ACTUAL}\s+", after, re.IGNORECASE
+    )
     if actual:
         wrong = _literal_at(after[actual.end() :])
         if wrong is not None:
             rest = after[actual.end() + wrong[1] :]
-            expected = re.match(rf"[\s,]*{_EXPECTED}\s+", rest, re.IGNORECASE)
+            expected = re.match(rf"[\s,.;!`'\"]*{_EXPECTED}\s+", rest, re.IGNORECASE)
             if expected:
                 right = _literal_at(rest[expected.end() :])
                 if right is not None:
