@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from starchat_lsp import edits
-from starchat_lsp.context import answers, languages, prompts, syntax
+from starchat_lsp.context import answers, dropped_code, languages, prompts, syntax
 from starchat_lsp.context.budget import gather_context, prompt_token_budget
 from starchat_lsp.context.instructions import Instruction, code_to_insert, instruction_at
 from starchat_lsp.context.prompts import CodeContext
@@ -195,6 +195,8 @@ def conclude(
         )
     else:
         fix = answers.pick_fix(result.text, ctx.code, ctx.language)
+        if fix is not None and ctx.language == "python":
+            fix = dropped_code.restore(ctx.code, fix)
         new_text = (
             None
             if fix is None
