@@ -4,7 +4,9 @@ The work runs in a child process (`python -m starchat_lsp.models.convert GGUF OU
 takes several GB that a long-lived server would otherwise keep, and a crash there cannot leave a
 half-written folder behind, because the folder is written as `OUT.partial` and renamed at the end.
 The child watches its stdin, a pipe from its parent: when the parent dies (a model worker killed
-mid-conversion) it deletes `OUT.partial` and exits instead of converting for nobody.
+mid-conversion) it exits at once instead of converting for nobody, and a small process of the same
+module (`--remove-after PID OUT`) deletes `OUT.partial` once the child is gone: removed while the
+child still wrote, files written meanwhile would be left behind.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from starchat_lsp.models.errors import PullError
@@ -133,19 +136,53 @@ def _match_llama_cpp_pre_tokenizer(tokenizer: object, gguf: Path) -> None:
 
 
 def _stop_when_the_parent_dies(out: Path, finished: threading.Event) -> None:
-    """End of stdin before we finished: the parent is gone; the half-written `out` goes too."""
+    """End of stdin before we finished: the parent is gone; the half-written `out` goes too,
+    removed by another process once this one has stopped writing to it (it stops at once)."""
 
     def watch() -> None:
         while os.read(0, 4096):  # the raw descriptor: sys.stdin's lock would block our exit
             pass
         if not finished.is_set():
-            shutil.rmtree(out, ignore_errors=True)
+            command = [sys.executable, "-m", "starchat_lsp.models.convert", "--remove-after"]
+            command += [str(os.getpid()), str(out)]
+            subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _running(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting to be reaped has stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _remove_after(pid: int, out: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    shutil.rmtree(out, ignore_errors=True)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--remove-after":
+        _remove_after(int(sys.argv[2]), Path(sys.argv[3]))
+        sys.exit(0)
     if len(sys.argv) != 3:
         sys.exit("usage: python -m starchat_lsp.models.convert FILE.gguf OUT_FOLDER")
     done = threading.Event()
