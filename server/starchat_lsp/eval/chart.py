@@ -50,7 +50,7 @@ def write_completion_chart(
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, panels = pyplot.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True)
+    figure, panels = pyplot.subplots(1, 2, figsize=(10, 4.2), dpi=110, sharey=True)
     width = 0.8 / len(modes)
     places = range(len(kinds))
     for index, (mode, groups) in enumerate(modes.items()):
@@ -65,8 +65,10 @@ def write_completion_chart(
         panel.set_title(title)
         panel.set_ylim(0, 1)
     panels[0].set_ylabel("share of the holes / mean")
-    panels[1].legend(fontsize=7)
-    figure.tight_layout()
+    handles, labels = panels[0].get_legend_handles_labels()
+    rows = (len(modes) + 2) // 3
+    figure.legend(handles, labels, loc="lower center", ncol=min(3, len(modes)), fontsize=8)
+    figure.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))
     figure.savefig(path)
     pyplot.close(figure)
     return True

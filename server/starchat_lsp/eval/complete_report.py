@@ -28,6 +28,12 @@ KIND_NAMES = {
     "doctest": "function body with doctests",
     "all": "all",
 }
+CHART_NAMES = {
+    "line": "whole line",
+    "rest": "rest of a line",
+    "body": "body",
+    "doctest": "body, doctests",
+}
 
 
 def is_completion_folder(folder: Path) -> bool:
@@ -222,7 +228,7 @@ def write_report(folder: Path) -> list[Path]:
     summary = summarize(completions)
     kinds = [k for k in KIND_NAMES if k != "all" and any(k in summary[m] for m in modes)]
     chart = write_completion_chart(
-        [KIND_NAMES[k] for k in kinds],
+        [CHART_NAMES[k] for k in kinds],
         {m: [summary[m].get(k) for k in kinds] for m in modes},
         folder / CHART,
     )
