@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     cancellation,
     engine_overhead,
+    keystrokes,
     lsp_overhead,
     machine,
     report,
@@ -37,6 +38,7 @@ SECTIONS: dict[str, Callable[[Bench], Section]] = {
     "startup": startup.run,
     "scale": scale.run,
     "worker": worker.run,
+    "keystrokes": keystrokes.run,
 }
 
 
@@ -61,6 +63,9 @@ def parse(argv: Sequence[str] | None) -> Options:
         help="section 8's backends (default: llama.cpp if the model has a GGUF, transformers; "
         "quick: the first)",
     )
+    parser.add_argument(
+        "--edits", type=int, help="section 9: lines retyped in the replay (default 12; quick 2)"
+    )
     parser.add_argument("--dtype", default="auto", help="as the server's model.dtype setting")
     parser.add_argument(
         "--out", type=Path, help="folder for the results (default bench/results/...)"
@@ -81,6 +86,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         dtype=args.dtype,
         sections=tuple(args.only or SECTIONS),
         worker_backends=tuple(args.worker_backends or ()),
+        edits=args.edits or (2 if quick else 12),
         out=args.out or REPO / "bench" / "results" / f"{stamp}-{name}{'-quick' if quick else ''}",
     )
 

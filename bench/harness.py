@@ -37,6 +37,7 @@ class Options:
     dtype: str
     sections: tuple[str, ...]
     worker_backends: tuple[str, ...]  # section 8's backends; empty: what the model allows
+    edits: int  # lines retyped in the keystroke replay (section 9)
     out: Path
 
 

@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["engine", "lsp", "responsive", "cancel", "reuse", "startup", "scale", "worker"]
+SECTIONS = [
+    "engine",
+    "lsp",
+    "responsive",
+    "cancel",
+    "reuse",
+    "startup",
+    "scale",
+    "worker",
+    "keystrokes",
+]
 
 
 def test_quick_bench_runs_every_section_and_writes_the_report(
@@ -50,6 +60,7 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
         "Start-up",
         "Scale",
         "Model process (worker, shared host) vs the engine in-process",
+        "Keystroke to suggestion",
     ):
         assert title in report
     assert report == done.stdout
@@ -62,3 +73,14 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
     measures = {row["measure"] for row in by_key["worker"]["rows"]}
     for kind in ("worker", "shared host"):
         assert f"transformers, {kind}: first token" in measures, measures
+    # The keystroke replay: latency, suggestions shown, KV reuse per run, and the chat beside it.
+    measures = {row["measure"] for row in by_key["keystrokes"]["rows"]}
+    for scenario in ("typing", "during a chat"):
+        for measure in (
+            "key to suggestion shown: p50 / p95 / max",
+            "keys that got a suggestion shown; at pauses (≥ 1 s, or the line's end)",
+            "prompt tokens reused per model run, typing on at a place (median, lowest)",
+        ):
+            assert f"{scenario}: {measure}" in measures, measures
+    assert "during a chat: the chat's answer (greedy) vs the same chat alone" in measures
+    assert "during a chat: the chat's extra time vs the completion runs done inside it" in measures

@@ -134,6 +134,26 @@ async def test_typing_through_a_suggestion_costs_no_model_run(fim: StarchatTestC
     assert report.generations == 1 and report.completion.cache_hits == 2
 
 
+async def test_status_reports_each_completion_run_and_the_prompt_it_reused(
+    fim: StarchatTestClient,
+) -> None:
+    text = "shopping list\n" + "".join(f"- item {i}\n" for i in range(20)) + "\n"
+    open_document(fim, NOTES, text)
+    first = (await inline(fim, NOTES, end_of(text)))[0].insert_text
+    assert isinstance(first, str)
+    # A character the suggestion does not start with: not from the cache, the model runs again.
+    typed = "#" if first.startswith("@") else "@"
+    type_text(fim, NOTES, end_of(text), typed, version=2)
+    await inline(fim, NOTES, end_of(text + typed))
+    report = await status(fim, "r1")
+    assert report.generations == 2 and report.completion.model_runs == 2
+    runs = report.completion.recent_runs
+    assert [run.run for run in runs] == [1, 2]
+    assert all(run.tokens_in > 0 and run.total_s >= 0 for run in runs)
+    # Typing at the end of the text: the second prompt starts with the first one's prefix.
+    assert 0 < runs[1].reused_tokens < runs[1].tokens_in
+
+
 async def test_classic_completion_gives_one_item_replacing_the_typed_word(
     fim: StarchatTestClient,
 ) -> None:

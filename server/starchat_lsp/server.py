@@ -11,7 +11,7 @@ from pygls.lsp.server import LanguageServer
 from starchat_lsp import __version__
 from starchat_lsp.completion import CompletionCache
 from starchat_lsp.context.document_trees import DocumentTrees
-from starchat_lsp.features.completion import LatestPerDocument
+from starchat_lsp.features.completion import LatestPerDocument, RecentRuns
 from starchat_lsp.model_host import ModelHost
 from starchat_lsp.protocol import StarchatProtocol
 from starchat_lsp.settings import Settings
@@ -42,6 +42,7 @@ class StarchatServer(LanguageServer):
         self.completion_cache = CompletionCache()
         self.completion_cache_hits = 0
         self.latest_completions = LatestPerDocument()
+        self.completion_runs = RecentRuns()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # A body that is not JSON at all never reaches the protocol: answer it with -32700 here.

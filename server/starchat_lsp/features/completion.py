@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
+from collections import deque
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from starchat_lsp import completion
 from starchat_lsp.context.completion_scope import Scope
-from starchat_lsp.engine.base import CancelFlag, Engine
+from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult
 from starchat_lsp.errors import EngineError
 from starchat_lsp.features.errors import json_rpc_errors
 
@@ -50,6 +52,25 @@ class LatestPerDocument:
             del self._flags[uri]
 
 
+class RecentRuns:
+    """The usage of the last completions' model runs (stopped ones included), for
+    starchat/status: prompt tokens, how many of them the KV cache reused, the run's time."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.count = 0
+        self._runs: deque[dict[str, object]] = deque(maxlen=size)
+        self._lock = threading.Lock()  # added to on the model's threads
+
+    def add(self, result: GenerationResult) -> None:
+        with self._lock:
+            self.count += 1
+            self._runs.append({"run": self.count, **result.as_dict()})
+
+    def recent(self) -> list[dict[str, object]]:
+        with self._lock:
+            return list(self._runs)
+
+
 async def completion_at(
     server: StarchatServer, uri: str, position: types.Position
 ) -> tuple[TextDocument, str] | None:
@@ -77,7 +98,7 @@ async def completion_at(
             return None  # the user typed on: a newer request asks instead
 
         def work(engine: Engine, flag: CancelFlag) -> completion.Completion:
-            return completion.complete(
+            answer = completion.complete(
                 engine,
                 text,
                 offset,
@@ -89,6 +110,9 @@ async def completion_at(
                 flag=flag,
                 system_prompt=server.settings.generation.system_prompt or None,
             )
+            # here, not after the await: a request cancelled meanwhile still ran the model
+            server.completion_runs.add(answer.result)
+            return answer
 
         try:
             answer = await server.host.run(work, flag)

@@ -29,5 +29,7 @@ def register(server: StarchatServer) -> None:
             "completion": {
                 "cache_hits": ls.completion_cache_hits,
                 "superseded": ls.latest_completions.superseded,
+                "model_runs": ls.completion_runs.count,
+                "recent_runs": ls.completion_runs.recent(),
             },
         }
