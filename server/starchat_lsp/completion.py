@@ -109,7 +109,9 @@ def complete(
     if engine.fill_in_middle and fill_in_middle is not False:
         prompt = prompts.build_completion_prompt(prefix, suffix, language, path)
         settings = GenerationSettings(
-            max_new_tokens=max_new, stop=("\n",) if one_line else ("\n\n\n",)
+            max_new_tokens=max_new,
+            stop=("\n",) if one_line else ("\n\n\n",),
+            interactive=True,
         )
         stream = engine.complete(prompt, settings, cancel=flag)
     else:
@@ -124,7 +126,7 @@ def complete(
             system_prompt=system_prompt,
         )
         # a chat answer opens a fence first: room for it and for the closing one
-        settings = GenerationSettings(max_new_tokens=max_new + 16)
+        settings = GenerationSettings(max_new_tokens=max_new + 16, interactive=True)
         stream = engine.chat(messages, settings, cancel=flag)
     result = stream.finish()
     cleaned = clean_completion(result.text, text, offset, scope, language)

@@ -37,6 +37,9 @@ class GenerationSettings:
     stop: tuple[str, ...] = ()  # generation ends before the first of these strings
     time_limit_s: float | None = None  # wall-clock limit for the generation itself
     seed: int | None = None
+    # Someone waits on it keystroke by keystroke (a completion at the cursor): a local engine
+    # runs it ahead of waiting requests and between two tokens of a running one.
+    interactive: bool = False
 
 
 class StopReason(str, Enum):

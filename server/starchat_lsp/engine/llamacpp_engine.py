@@ -5,6 +5,10 @@ queue instead of running it concurrently; the caller's thread reads the streamed
 stop strings, the time limit and the end-of-turn tokens are checked between tokens; closing the
 stream early cancels the generation and waits for it (one token at most).
 
+Interactive requests (a completion at the cursor) go ahead of the queue, and a running request
+pauses for them between two of its tokens (or two slices of its prompt): its KV cache is copied
+out and back (llamacpp_kv), so it goes on exactly where it was, and each side keeps its prefix.
+
 llama-cpp-python is an optional extra, imported only by `load()`.
 """
 
@@ -36,6 +40,8 @@ from starchat_lsp.engine.base import (
     TextStream,
 )
 from starchat_lsp.engine.cpu import usable_cores
+from starchat_lsp.engine.interactive import InteractiveQueue
+from starchat_lsp.engine.llamacpp_kv import BACKGROUND, INTERACTIVE, KvOwners
 from starchat_lsp.engine.stop_strings import StopStringMatcher
 from starchat_lsp.errors import EngineError, ModelLoadError
 
@@ -53,6 +59,10 @@ DEFAULT_CONTEXT_CAP = 4096
 # eval of the whole prompt: about 10% slower first token for SmolLM2-135M, bench/), so the abort
 # callback is the normal way: the whole prompt in one eval, stopped within a graph node.
 PREFILL_SLICE = 32
+# A request that interactive ones may pause puts its prompt through in slices of this many
+# tokens, always (an uninterrupted run computes exactly what a paused one does): an interactive
+# request waits for one slice at most (about 0.6 s for Qwen2.5-Coder-1.5B on 2 cores).
+PAUSE_SLICE = 64
 _DONE = object()  # the end of the chunk queue
 
 
@@ -69,6 +79,7 @@ class _Run:
         self.started_at: float | None = None
         self.first_token_at: float | None = None
         self.reason: StopReason | None = None
+        self.paused_s = 0.0  # time given to interactive requests: not counted against its limit
 
     def emit(self, text: str) -> None:
         if text:
@@ -89,6 +100,9 @@ class LlamaCppEngine:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-llamacpp")
         self._closed = False
         self._running: CancelFlag | None = None  # the generation on the worker now, if any
+        self._interactive = InteractiveQueue(self._worker)
+        self._kv = KvOwners()
+        self.pauses = 0  # times a running request paused for interactive ones
         self._chat_template: str | None = None
         self._special: dict[str, str] = {}
         self._end_ids: frozenset[int] = frozenset()
@@ -274,6 +288,7 @@ class LlamaCppEngine:
         if running is not None:
             running.cancel()
         self._worker.shutdown(wait=True, cancel_futures=True)
+        self._interactive.cancel_waiting()  # their readers get the end, and CANCELLED
         with self._load_lock:
             llama, self._llama = self._llama, None
         if llama is not None:
@@ -295,7 +310,11 @@ class LlamaCppEngine:
         run.tokens_in = len(tokens)
         result_box: list[GenerationResult] = []
         submitted = time.monotonic()
-        future = self._worker.submit(self._generate, tokens, settings, run, flag)
+        if settings.interactive:
+            work = functools.partial(self._generate, tokens, settings, run, flag)
+            future = self._interactive.submit(work)
+        else:
+            future = self._worker.submit(self._generate, tokens, settings, run, flag)
         # A request dropped from the queue (close) never runs: wake its reader all the same.
         future.add_done_callback(lambda f: run.chunks.put(_DONE) if f.cancelled() else None)
 
@@ -317,19 +336,33 @@ class LlamaCppEngine:
 
         return TextStream(chunks(), flag, result_box, lambda: run.tokens_out)
 
+    def _pause(self, llama: Any, run: _Run) -> None:
+        """Between two tokens (or prompt slices) of `run`: serve the interactive requests."""
+        started = time.monotonic()
+        sampler = getattr(llama, "_sampler", None)  # theirs replace it; ours goes on after
+        self._interactive.run_waiting()
+        self._kv.use(llama, BACKGROUND)
+        if sampler is not None:
+            llama._sampler = sampler
+        self.pauses += 1
+        run.paused_s += time.monotonic() - started
+
     def _generate(
         self, tokens: list[int], settings: GenerationSettings, run: _Run, flag: CancelFlag
     ) -> None:
+        if not settings.interactive:
+            self._interactive.run_waiting()  # interactive requests that came meanwhile go first
         run.started_at = time.monotonic()
-        self._running = flag
+        outer, self._running = self._running, flag
         try:
             # Cancelled while it waited in the queue, or the engine is closing: don't start.
             if flag.cancelled or self._closed:
                 run.reason = StopReason.CANCELLED
                 return
+            self._kv.use(self.llama, INTERACTIVE if settings.interactive else BACKGROUND)
             self._decode(tokens, settings, run, flag)
         finally:
-            self._running = None
+            self._running = outer
             run.emit(run.matcher.flush())
             run.chunks.put(_DONE)
 
@@ -349,7 +382,7 @@ class LlamaCppEngine:
         sampling = settings.temperature > 0
         # A fixed seed repeats a sampled answer; without one llama.cpp picks a fresh seed.
         llama.set_seed(settings.seed if settings.seed is not None else 0xFFFFFFFF)
-        if not self._prefill(llama, tokens, run, flag, deadline):
+        if not self._prefill(llama, tokens, run, flag, deadline, pausable=not settings.interactive):
             return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # The prompt is in the KV cache now: generate() finds it there and starts sampling.
@@ -384,20 +417,31 @@ class LlamaCppEngine:
                 if flag.cancelled:
                     run.reason = StopReason.CANCELLED
                     return
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and time.monotonic() - run.paused_s >= deadline:
                     run.reason = StopReason.TIME
                     return
+                if self._interactive.waiting and not settings.interactive:
+                    self._pause(llama, run)
         finally:
             generated.close()
 
     def _prefill(
-        self, llama: Any, tokens: list[int], run: _Run, flag: CancelFlag, deadline: float | None
+        self,
+        llama: Any,
+        tokens: list[int],
+        run: _Run,
+        flag: CancelFlag,
+        deadline: float | None,
+        *,
+        pausable: bool,
     ) -> bool:
         """Put the prompt through the model; False if cancel or the time limit stopped it.
 
         A long prompt takes seconds on a CPU (Qwen2.5-Coder-1.5B: about 100 tokens/s on 2 cores);
-        cancel must not wait for all of it. The KV cache of the prefix this prompt shares with
-        the last run is kept (a follow-up chat turn, a completion after a few keystrokes).
+        cancel must not wait for all of it, nor an interactive request (`pausable`: slices, with
+        a pause between two when one waits). The KV cache of the prefix this prompt shares with
+        the last run of its owner is kept (a follow-up chat turn, a completion after a few
+        keystrokes).
         """
         shared = _shared_prefix(llama, tokens)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
@@ -410,13 +454,23 @@ class LlamaCppEngine:
             llama.reset()
         run.reused_tokens = shared
         stop = self._prefill_stop(run, flag, deadline)
+        size = PAUSE_SLICE if pausable else len(tokens)
+        for start in range(shared, len(tokens), size):
+            if pausable and self._interactive.waiting:
+                self._pause(llama, run)
+            if not self._eval(llama, tokens[start : start + size], run, stop):
+                return False
+        return True
+
+    def _eval(self, llama: Any, tokens: list[int], run: _Run, stop: Callable[[], bool]) -> bool:
+        """Put `tokens` through the model; False if `stop` said so first."""
         if self._abort_callback is not None:
-            # One eval for the whole prompt (llama.cpp batches it), aborted from inside on cancel
-            # or at the time limit; the callback is only set for the prefill: it runs per graph
+            # One eval for all of them (llama.cpp batches it), aborted from inside on cancel or
+            # at the time limit; the callback is only set for the prefill: it runs per graph
             # node, too often to leave on while tokens are generated one by one.
             self._abort_check = stop
             try:
-                llama.eval(tokens[shared:])
+                llama.eval(tokens)
             except RuntimeError:
                 if run.reason is None:
                     raise
@@ -425,7 +479,7 @@ class LlamaCppEngine:
             finally:
                 self._abort_check = None
             return True
-        for start in range(shared, len(tokens), PREFILL_SLICE):
+        for start in range(0, len(tokens), PREFILL_SLICE):
             if stop():
                 return False
             llama.eval(tokens[start : start + PREFILL_SLICE])
@@ -438,7 +492,7 @@ class LlamaCppEngine:
         def stop() -> bool:
             if flag.cancelled:
                 run.reason = StopReason.CANCELLED
-            elif deadline is not None and time.monotonic() >= deadline:
+            elif deadline is not None and time.monotonic() - run.paused_s >= deadline:
                 run.reason = StopReason.TIME
             return run.reason is not None
 

@@ -8,6 +8,7 @@ that ends `generate()` at the next token on cancel, stop string or time limit.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -63,17 +64,36 @@ class TokenStreamer(TextIteratorStreamer):
 
 
 class GenerationStopper(StoppingCriteria):
-    """Read once per generated token: it is what makes cancel stop within one token."""
+    """Read once per generated token: it is what makes cancel stop within one token.
+
+    `pause`, called there too, serves interactive requests between two tokens and says how long
+    that took: the time limit is of the request's own run.
+    """
 
     def __init__(
-        self, cancel: CancelFlag, streamer: TokenStreamer, time_limit_s: float | None
+        self,
+        cancel: CancelFlag,
+        streamer: TokenStreamer,
+        time_limit_s: float | None,
+        pause: Callable[[], float] | None = None,
     ) -> None:
         self._cancel = cancel
         self._streamer = streamer
-        self._deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+        self._limit_s = time_limit_s
+        self._deadline: float | None = None
+        self._pause = pause
         self.reason: StopReason | None = None
 
+    def start(self) -> None:
+        """The run starts (the time limit counts from here, not from the queue)."""
+        if self._limit_s is not None:
+            self._deadline = time.monotonic() + self._limit_s
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> Any:
+        if self._pause is not None and self.reason is None:
+            paused = self._pause()
+            if self._deadline is not None:
+                self._deadline += paused
         if self.reason is None:
             if self._cancel.cancelled:
                 self.reason = StopReason.CANCELLED

@@ -2,15 +2,20 @@
 
 One worker thread owns the model, so requests queue instead of running it concurrently; the
 caller's thread reads the streamed text, and closing the stream early cancels the generation.
+Interactive requests (a completion at the cursor) go ahead of the queue and run between two
+tokens of a running answer, which then goes on with its own KV cache, untouched; each kind keeps
+the cache of its last prefix. (A prompt goes through the model in one piece: an interactive
+request waits for a running prompt to be read.)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +30,7 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
 )
+from starchat_lsp.engine.interactive import InteractiveQueue
 from starchat_lsp.engine.loading import (
     LoadedModel,
     choose_device,
@@ -65,10 +71,13 @@ class TransformersEngine:
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-model")
+        self._interactive = InteractiveQueue(self._worker)
+        self.pauses = 0  # times a running request paused for interactive ones
         self.load_time_s: float | None = None
         self._end_ids: list[int] = []
-        # The last run's token ids and KV cache; only the worker thread touches it.
-        self._prefix: tuple[list[int], Any] | None = None
+        # The last run's token ids and KV cache, per kind (interactive or not); only the worker
+        # thread touches them.
+        self._prefixes: dict[bool, tuple[list[int], Any]] = {}
 
     @property
     def name(self) -> str:
@@ -140,6 +149,7 @@ class TransformersEngine:
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._interactive.cancel_waiting()
 
     def _stream(
         self,
@@ -155,7 +165,8 @@ class TransformersEngine:
         flag = cancel or CancelFlag()
         stops = tuple(settings.stop) + templates.end_strings(loaded.tokenizer)
         streamer = TokenStreamer(loaded.tokenizer, stops)
-        stopper = GenerationStopper(flag, streamer, settings.time_limit_s)
+        pause = None if settings.interactive else self._pause
+        stopper = GenerationStopper(flag, streamer, settings.time_limit_s, pause)
         inputs = loaded.tokenizer(
             prompt, return_tensors="pt", add_special_tokens=add_special_tokens
         )
@@ -166,7 +177,13 @@ class TransformersEngine:
         settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, room))
         result_box: list[GenerationResult] = []
         submitted = time.monotonic()
-        future = self._worker.submit(self._generate, inputs, settings, streamer, stopper, flag)
+        work = functools.partial(self._generate, inputs, settings, streamer, stopper, flag)
+        if settings.interactive:
+            future = self._interactive.submit(work)
+        else:
+            future = self._worker.submit(work)
+        # A request dropped before it started (close) never runs: wake its reader all the same.
+        future.add_done_callback(lambda f: streamer.end() if f.cancelled() else None)
 
         def chunks() -> Iterator[str]:
             read_to_end = False
@@ -197,7 +214,10 @@ class TransformersEngine:
         from transformers import StoppingCriteriaList
 
         loaded = self.loaded
+        if not settings.interactive:
+            self._interactive.run_waiting()  # interactive requests that came meanwhile go first
         streamer.started_at = time.monotonic()
+        stopper.start()
         try:
             if flag.cancelled:  # cancelled while it waited in the queue: don't start at all
                 stopper.reason = StopReason.CANCELLED
@@ -206,7 +226,8 @@ class TransformersEngine:
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             eos_ids = self._eos_ids()
-            cache = self._reusable_cache(inputs["input_ids"][0].tolist(), stopper)
+            kind = settings.interactive
+            cache = self._reusable_cache(inputs["input_ids"][0].tolist(), stopper, kind)
             with torch.inference_mode():
                 sequences = loaded.model.generate(
                     **inputs,
@@ -224,23 +245,32 @@ class TransformersEngine:
                     stopping_criteria=StoppingCriteriaList([stopper]),
                 )
             # What the cache holds now: the prompt and the answer but its last token.
-            self._prefix = (sequences[0, : cache.get_seq_length()].tolist(), cache)
+            self._prefixes[kind] = (sequences[0, : cache.get_seq_length()].tolist(), cache)
         except BaseException:
-            self._prefix = None  # a failed run may leave the cache half-written
+            self._prefixes.pop(settings.interactive, None)  # a failed run may leave it half-written
             raise
         finally:
             streamer.end()
 
-    def _reusable_cache(self, input_ids: list[int], stopper: Any) -> Any:
-        """On the worker thread: the last run's KV cache cut to what this prompt shares with it.
+    def _pause(self) -> float:
+        """On the worker, between two tokens of a request: run the interactive ones that wait."""
+        if not self._interactive.waiting:
+            return 0.0
+        started = time.monotonic()
+        if self._interactive.run_waiting():
+            self.pauses += 1
+        return time.monotonic() - started
+
+    def _reusable_cache(self, input_ids: list[int], stopper: Any, interactive: bool) -> Any:
+        """On the worker thread: the KV cache of the last run of the same kind (interactive or
+        not), cut to what this prompt shares with it.
 
         A follow-up chat turn or a completion after a few keystrokes repeats a long prefix;
         its attention keys and values are kept, so only the new tokens go through the model.
         """
         from transformers import DynamicCache
 
-        previous = self._prefix
-        self._prefix = None
+        previous = self._prefixes.pop(interactive, None)
         stopper.reused_tokens = 0
         if previous is not None and self.reuse_prefix:
             ids, cache = previous
@@ -267,9 +297,15 @@ class TransformersEngine:
         submitted: float,
     ) -> GenerationResult:
         finished = time.monotonic()
-        error = future.exception()
+        try:
+            error = future.exception()
+            dropped = False
+        except CancelledError:  # dropped before it started: the engine closed
+            error, dropped = None, True
         first = streamer.first_token_at
-        if error is not None:
+        if dropped:
+            reason = StopReason.CANCELLED
+        elif error is not None:
             log.error("generation failed", exc_info=error)
             reason = StopReason.ERROR
         elif stopper.reason is not None:
