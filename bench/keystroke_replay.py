@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.harness import RawLspClient
 
-PAUSE_S = 1.0  # a gap this long (or the line's end) is a pause: the user waits for a suggestion
+PAUSE_S = 1.0  # a gap this long before the next key is a pause: the user waits for a suggestion
 HANG_S = 600.0  # only a hung server takes this long to answer (a completion behind a chat can)
 COMPOUND = (
     ast.If,
@@ -55,7 +55,7 @@ class Outcome:
     shown: bool  # a non-empty suggestion arrived before the next key
     latency_s: float | None  # key to suggestion, when shown
     cached: bool  # shown faster than the debounce: the server's cache answered
-    pause: bool
+    pause: bool  # not the line's last key: the line is whole again, nothing is left to suggest
     during: bool
 
 
@@ -199,7 +199,7 @@ def outcomes(client: RawLspClient, keys: list[Key], debounce_s: float) -> list[O
                 latency_s=latency if shown else None,
                 # the model's path waits the debounce first; the cache answers at once
                 cached=shown and latency < debounce_s,
-                pause=key.next_sent is None or key.next_sent - key.sent >= PAUSE_S,
+                pause=key.next_sent is not None and key.next_sent - key.sent >= PAUSE_S,
                 during=key.during,
             )
         )

@@ -52,7 +52,7 @@ def latency_rows(section: Section, label: str, outcomes: list[Outcome], extra_s:
             Row(
                 f"{label}: key to suggestion shown{name}: p50 / p95 / max",
                 ours,
-                f"{len(values)} suggestions",
+                f"{len(values)} shown",
                 None,
                 f"p50 ≤ {ms(limit50)}, p95 ≤ {ms(limit95)}",
                 met,
@@ -67,7 +67,7 @@ def share_rows(section: Section, label: str, scenario: Scenario) -> None:
     pauses = [o for o in outcomes if o.pause]
     section.add(
         Row(
-            f"{label}: keys that got a suggestion shown; at pauses (≥ 1 s, or the line's end)",
+            f"{label}: keys that got a suggestion shown; at pauses (≥ 1 s to the next key)",
             f"{len(shown)} of {len(outcomes)} ({_share(len(shown), len(outcomes))}); "
             f"{sum(o.shown for o in pauses)} of {len(pauses)} pauses",
         )
@@ -92,6 +92,13 @@ def reuse_rows(section: Section, label: str, scenario: Scenario) -> None:
             f"{label}: prompt tokens reused per model run, typing on at a place (median, lowest)",
             _reuse(typing),
             f"first run at a place: {_reuse(first)}",
+        )
+    )
+    section.add(
+        Row(
+            f"{label}: model run's first token, typing on at a place (median, slowest)",
+            _first_token(typing),
+            f"first run at a place: {_first_token(first)}",
         )
     )
     stopped = sum(r["stop_reason"] == "cancelled" for r in scenario.runs)
@@ -134,9 +141,10 @@ def chat_rows(
     beside_s = statistics.median(run.wall_s for run in beside)
     section.add(
         Row(
-            "during a chat: the chat's whole time, during the replay vs alone (median)",
-            f"{beside_s:.2f} s",
-            f"{alone_s:.2f} s",
+            "during a chat: the chat's whole time, during the replay vs alone (median; prompt "
+            "tokens reused)",
+            f"{beside_s:.2f} s ({_reused(beside)})",
+            f"{alone_s:.2f} s ({_reused(alone)})",
             ratio(beside_s, alone_s),
         )
     )
@@ -170,6 +178,19 @@ def _reuse(runs: list[dict[str, Any]]) -> str:
         f"{statistics.median(shares):.0%} (median {reused:.0f} of {prompt:.0f} tokens; "
         f"lowest {min(shares):.0%}; {len(runs)} runs)"
     )
+
+
+def _reused(runs: list[ChatRun]) -> str:
+    return ", ".join(f"{r.usage['reused_tokens']} of {r.usage['tokens_in']}" for r in runs)
+
+
+def _first_token(runs: list[dict[str, Any]]) -> str:
+    """From the run's start (the engine taking it) to its first token: mostly the prompt's
+    tokens that the KV cache did not hold going through the model."""
+    times = [r["time_to_first_token_s"] for r in runs]
+    if not times:
+        return "no run"
+    return f"{ms(statistics.median(times))} ({ms(max(times))}; {len(times)} runs)"
 
 
 def _share(part: int, whole: int) -> str:

@@ -130,6 +130,10 @@ def run(bench: Bench) -> Section:
     reuse_rows(section, "during a chat", beside)
     section.series["keystrokes: model runs typing"] = alone.runs  # results.json: each run
     section.series["keystrokes: model runs during a chat"] = beside.runs
+    section.series["keystrokes: chats"] = [
+        {"alone": run in chats_alone, "wall_s": run.wall_s, **run.usage}
+        for run in chats_alone + chats_beside
+    ]
     _notes(section, bench, edits, beside_edits, chat_tokens, token)
     return section
 
@@ -157,17 +161,17 @@ def _notes(
         "suggestion is shown when a non-empty answer arrives before the next key; the latency "
         "runs from the key to that answer. One from the cache: answered faster than the "
         "debounce (the model's path waits the debounce first)",
-        f"a pause: {PAUSE_S:.0f} s or more to the next key, or the line's end (the replay then "
-        "waits for the answer)",
+        f"a pause: {PAUSE_S:.0f} s or more to the next key. A line's last key is none: the "
+        "line is whole again and nothing is left to suggest (the replay waits for its answer)",
         "reuse: prompt tokens whose KV cache the engine kept from the run before "
         "(starchat/status's completion.recent_runs); the first run at a place follows a line "
         "elsewhere in the file",
-        f"during a chat: the first {len(beside_edits)} places again (a copy of the file one "
-        f"line longer) while starchat/chat answers a long question greedily ({chat_tokens} "
-        "tokens at most), started before each line and streaming before the first key; the "
-        "latencies count keys sent while it ran, against the goal plus one token of the "
-        f"chat ({token * 1000:.0f} ms alone). Its time alone: the median of "
-        "runs with no typing, each after another question stopped at its first chunk, as "
-        "before each run beside the typing. The completion compute is the total_s of the "
-        "completion runs that had finished when the chat's answer came",
+        f"during a chat: the first {len(beside_edits)} of those places again (a copy of the "
+        "file one line longer) while starchat/chat answers a long question greedily "
+        f"({chat_tokens} tokens at most), started before each line and streaming before its "
+        "first key; the latencies count keys sent while it ran, against the goal plus one "
+        f"token of the chat ({token * 1000:.0f} ms alone). Its time alone: the median of runs "
+        "with no typing, each after another question stopped at its first chunk, as before "
+        "each run beside the typing. The completion compute is the total_s of the completion "
+        "runs that had finished when the chat's answer came",
     ]
