@@ -286,7 +286,7 @@ LONG = CompletionPrompt(prefix=", ".join(str(n) for n in range(1, 600)))  # abou
 
 @pytest.mark.default_model
 def test_cancel_during_a_long_prompt_does_not_wait_for_all_of_it(llama: LlamaCppEngine) -> None:
-    # The whole prompt goes in one eval; llama.cpp's abort callback reads the cancel inside it.
+    # The prompt goes in slices; llama.cpp's abort callback reads the cancel inside each.
     short = CompletionPrompt(prefix="def add(a, b):")
     before = llama.complete(short, GenerationSettings(max_new_tokens=6)).finish().text
     flag = CancelFlag()
@@ -295,13 +295,34 @@ def test_cancel_during_a_long_prompt_does_not_wait_for_all_of_it(llama: LlamaCpp
     result = stream.finish()
     assert result.stop_reason is StopReason.CANCELLED
     assert result.tokens_out == 0 and result.time_to_first_token_s is None
-    # Inside the prompt's eval, not at the end of the 2,000-token prompt.
+    # Inside the prompt, not at the end of the 2,000-token prompt.
     assert llama.llama.n_tokens < result.tokens_in  # stopped part-way through the prompt
     limited = llama.complete(LONG, GenerationSettings(max_new_tokens=5, time_limit_s=0.2))
     assert limited.finish().stop_reason is StopReason.TIME
-    # A prompt stopped half-way leaves nothing behind: the next answer is as from scratch.
+    # What a stopped prompt leaves is only its own beginning: another prompt starts from scratch.
     after = llama.complete(short, GenerationSettings(max_new_tokens=6)).finish()
     assert after.text == before and after.reused_tokens == 0
+
+
+@pytest.mark.default_model
+def test_a_stopped_prompt_leaves_what_it_read_to_the_next_run(llama: LlamaCppEngine) -> None:
+    # A completion stopped by the next keystroke: the next one's prompt begins the same.
+    settings = GenerationSettings(max_new_tokens=3)
+    llama.llama.reset()
+    whole = llama.complete(LONG, settings).finish()
+    assert whole.reused_tokens == 0
+    llama.llama.reset()
+    flag = CancelFlag()
+    stream = llama.complete(LONG, settings, cancel=flag)
+    while llama.llama.n_tokens == 0:  # until a first slice is read
+        time.sleep(0.001)
+    flag.cancel()
+    assert stream.finish().stop_reason is StopReason.CANCELLED
+    read = llama.llama.n_tokens
+    assert 0 < read < whole.tokens_in
+    again = llama.complete(LONG, settings).finish()
+    assert again.reused_tokens == read
+    assert again.text == whole.text
 
 
 @pytest.mark.default_model
