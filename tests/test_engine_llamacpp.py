@@ -305,9 +305,13 @@ def test_cancel_during_a_long_prompt_does_not_wait_for_all_of_it(llama: LlamaCpp
 
 
 @pytest.mark.default_model
-def test_a_stopped_prompt_leaves_what_it_read_to_the_next_run(llama: LlamaCppEngine) -> None:
-    # A completion stopped by the next keystroke: the next one's prompt begins the same.
-    settings = GenerationSettings(max_new_tokens=3)
+@pytest.mark.parametrize("interactive", [False, True], ids=["answer", "completion"])
+def test_a_stopped_prompt_leaves_what_it_read_to_the_next_run(
+    llama: LlamaCppEngine, interactive: bool
+) -> None:
+    # A completion stopped by the next keystroke: the next one's prompt begins the same. (A
+    # completion stops between two slices, so all it read stays; an answer inside one.)
+    settings = GenerationSettings(max_new_tokens=3, interactive=interactive)
     llama.llama.reset()
     whole = llama.complete(LONG, settings).finish()
     assert whole.reused_tokens == 0

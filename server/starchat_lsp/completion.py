@@ -24,6 +24,9 @@ from starchat_lsp.engine.base import (
 )
 
 LINE_MAX_NEW_TOKENS = 48
+# Text after the cursor that the model sees, at most (whole lines after the cursor's own).
+SUFFIX_TOKENS = 64
+WINDOW_STEP = 16  # the first line of the text before the cursor moves in steps of these
 INSTRUCTION_REACH = 10  # lines above the cursor in which a comment counts as the instruction
 
 
@@ -48,25 +51,36 @@ def scope_at(text: str, offset: int, path: str | None) -> tuple[str | None, Scop
 def _fit(
     prefix: str, suffix: str, count_tokens: Callable[[str], int], budget: int
 ) -> tuple[str, str]:
-    """Whole lines nearest the cursor: three quarters of the budget before it, the rest after."""
+    """Whole lines around the cursor within `budget` tokens.
+
+    After the cursor: the rest of its line, then the next lines up to SUFFIX_TOKENS (a quarter of
+    a small budget). Before it: all the rest, from a first line that moves in steps of
+    WINDOW_STEP lines. So typing at a place keeps the prompt's beginning, whose KV cache the
+    model then reuses: each keystroke puts only the cursor's word and what follows it through
+    the model (a fill-in-the-middle prompt has the text after the cursor last).
+    """
     head, _, current = prefix.rpartition("\n")
     tail_line, newline, rest = suffix.partition("\n")
     left = budget - count_tokens(current + tail_line)
-    kept_before: list[str] = []
-    allowance = left * 3 // 4
-    for line in reversed(head.split("\n") if "\n" in prefix else []):
+    allowance = min(SUFFIX_TOKENS, left // 4)
+    kept_after: list[str] = []
+    for line in rest.split("\n") if newline else []:
         allowance -= count_tokens(line) + 1
         if allowance < 0:
             break
-        kept_before.append(line)
-    left -= sum(count_tokens(line) + 1 for line in kept_before)
-    kept_after: list[str] = []
-    for line in rest.split("\n") if newline else []:
+        kept_after.append(line)
+    left -= sum(count_tokens(line) + 1 for line in kept_after)
+    lines = head.split("\n") if "\n" in prefix else []
+    kept = 0
+    for line in reversed(lines):
         left -= count_tokens(line) + 1
         if left < 0:
             break
-        kept_after.append(line)
-    before = "".join(line + "\n" for line in reversed(kept_before)) + current
+        kept += 1
+    first = len(lines) - kept  # the file's line number of the first line kept
+    if first > 0:  # cut: start at the next step, where it stays while the cursor's line grows
+        first = min(-(-first // WINDOW_STEP) * WINDOW_STEP, len(lines))
+    before = "".join(line + "\n" for line in lines[first:]) + current
     after = tail_line + "".join("\n" + line for line in kept_after)
     return before, after
 
