@@ -127,19 +127,9 @@ def test_the_window_keeps_its_first_line_while_the_cursor_line_grows() -> None:
         first = int(before.split(" ")[0].removeprefix("line"))
         assert first % completion.WINDOW_STEP == 0
         firsts.add(first)
-    assert len(firsts) == 1  # the beginning of the prompt stays: its KV cache is reused
-
-
-def test_the_text_after_the_cursor_is_a_few_lines_at_most() -> None:
-    prefix = "".join(f"line{i} a b\n" for i in range(400)) + "cur"
-    suffix = "sor\n" + "".join(f"after{i} c\n" for i in range(400))
-    before, after = completion._fit(prefix, suffix, count_words, 1000)
-    assert count_words(after) <= completion.SUFFIX_TOKENS + 1
-    assert after.startswith("sor\nafter0 c")
-    # The rest goes before the cursor (a line costs its words and its line break), less what
-    # the step of the window's first line leaves out.
-    used = count_words(before) + before.count("\n")
-    assert used >= 1000 - completion.SUFFIX_TOKENS - 4 * completion.WINDOW_STEP - 4
+    # The beginning of the prompt stays (its KV cache is reused), but for a step at most when
+    # the shrinking room crosses one: five keystrokes cost about one line of room.
+    assert len(firsts) <= 2 and max(firsts) - min(firsts) <= completion.WINDOW_STEP
 
 
 def test_the_nearest_comment_above_is_the_instruction() -> None:
