@@ -27,7 +27,7 @@ from starchat_lsp.eval.complete_scores import (
     percentile,
     summarize,
 )
-from starchat_lsp.features.completion import LatestPerDocument, completion_at
+from starchat_lsp.features.completion import LatestPerDocument, RecentRuns, completion_at
 from starchat_lsp.settings import Settings
 from test_eval_cli import run_cli
 
@@ -241,6 +241,7 @@ def editor_suggestion(engine: Recording, path: Path, text: str, offset: int) -> 
         completion_cache=CompletionCache(),
         completion_cache_hits=0,
         latest_completions=LatestPerDocument(),
+        completion_runs=RecentRuns(),
         host=SimpleNamespace(run=run),
     )
     position = workspace.get_text_document(uri).client_position_at_offset(offset)
