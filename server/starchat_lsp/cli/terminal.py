@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 import tempfile
@@ -32,7 +33,12 @@ def stream_text(stream: TextStream, out: TextIO | None) -> GenerationResult:
                 out.flush()
     except KeyboardInterrupt:
         stream.cancel()
-        stream.finish()  # within one token: the model is free before we exit
+        try:
+            stream.finish()  # within one token: the model is free before we exit
+        except Exception as error:  # e.g. the model process went away meanwhile
+            # Ctrl-C still ends the command: an error here must not replace it (the caller
+            # would take a crash for a reason to ask again, and answer in full).
+            logging.getLogger(__name__).info("while stopping: %s", error)
         raise
     if out is not None and stream.result.text and not stream.result.text.endswith("\n"):
         out.write("\n")
