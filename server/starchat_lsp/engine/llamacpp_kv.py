@@ -34,7 +34,6 @@ class KvOwners:
     def __init__(self) -> None:
         self.owner = BACKGROUND
         self._copies: dict[str, _Copy] = {}
-        self.switches = 0
 
     def use(self, llama: Any, owner: str) -> None:
         """Make `owner`'s sequence the context's; the one there now is copied out first."""
@@ -48,7 +47,6 @@ class KvOwners:
         if arriving is None or not arriving.tokens or not _copy_in(llama_cpp, llama, arriving):
             llama.reset()
         self.owner = owner
-        self.switches += 1
 
 
 def _copy_out(llama_cpp: Any, llama: Any, copy: _Copy) -> None:
