@@ -1,5 +1,6 @@
 from starchat_lsp.context import prompts
 from starchat_lsp.context.prompts import CodeContext
+from starchat_lsp.engine import templates
 from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
 
 INSIDE = CodeContext(
@@ -105,12 +106,27 @@ def test_number_lines_aligns_numbers_and_leaves_no_trailing_space() -> None:
 
 
 def test_completion_prompt_heads_the_prefix_with_the_path() -> None:
-    assert prompts.build_completion_prompt("def f(", "):", "python", "src/a.py") == (
-        CompletionPrompt(prefix="# src/a.py\ndef f(", suffix="):")
+    assert prompts.build_completion_prompt("def f(", None, "python", "src/a.py") == (
+        CompletionPrompt(prefix="# src/a.py\ndef f(")
     )
     assert prompts.build_completion_prompt("int", None, "c", "a.c").prefix == "// a.c\nint"
     assert prompts.build_completion_prompt("SEL", None, "sql", "q.sql").prefix == "-- q.sql\nSEL"
     assert prompts.build_completion_prompt("x", None, None, "README").prefix == "x"
     assert prompts.build_completion_prompt("x", "y", "python") == CompletionPrompt(
-        prefix="x", suffix="y"
+        prefix="", suffix="y", middle="x"
+    )
+
+
+def test_fill_in_the_middle_puts_the_cursor_line_start_after_the_middle_token() -> None:
+    prompt = prompts.build_completion_prompt("a = 1\n    b = ", "\nc = 3\n", "python", "s.py")
+    assert prompt == CompletionPrompt(
+        prefix="# s.py\na = 1\n", suffix="\nc = 3\n", middle="    b = "
+    )
+    psm = prompts.build_completion_prompt(
+        "a = 1\n    b = ", "\nc = 3\n", "python", "s.py", line_in_middle=False
+    )
+    assert psm == CompletionPrompt(prefix="# s.py\na = 1\n    b = ", suffix="\nc = 3\n")
+    qwen = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+    assert templates.fill_in_middle(qwen, prompt) == (
+        "<|fim_prefix|># s.py\na = 1\n<|fim_suffix|>\nc = 3\n<|fim_middle|>    b = "
     )

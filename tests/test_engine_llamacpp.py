@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from starchat_lsp import completion
+from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine import (
     CancelFlag,
     ChatMessage,
@@ -247,6 +249,46 @@ def test_fill_in_the_middle_where_the_vocabulary_has_fim_tokens() -> None:
         assert result.tokens_in == engine.count_tokens(fim + "<|fim_middle|>")
         assert result.text.strip() == "a + b"
         assert result.stop_reason is StopReason.EOS
+    finally:
+        engine.close()
+
+
+@needs_llama
+@pytest.mark.default_model
+def test_typing_on_a_line_reads_only_the_typed_tokens_again() -> None:
+    """The cursor line's start goes after the middle token: a key changes the prompt's end only."""
+    resolved = ModelStore().resolve(FIM_MODEL)
+    if resolved.gguf_path is None or not resolved.gguf_path.is_file():
+        pytest.skip(f"{FIM_MODEL} is not pulled (`starchat-lsp models pull {FIM_MODEL}`)")
+    engine = LlamaCppEngine(str(resolved.gguf_path), name=FIM_MODEL)
+    head = "def mean(values):\n    total = 0\n    for value in values:\n        total += value\n"
+    tail = "\n    return average\n\n\nprint(mean([1, 2, 3]))\n" * 4
+
+    def at_cursor(line: str, line_in_middle: bool) -> completion.Completion:
+        text = head + line + tail
+        return completion.complete(
+            engine,
+            text,
+            len(head + line),
+            language="python",
+            path="stats.py",
+            scope=Scope.LINE,
+            max_new_tokens=4,
+            max_context_tokens=1024,
+            flag=CancelFlag(),
+            line_in_middle=line_in_middle,
+        )
+
+    try:
+        for line_in_middle in (True, False):
+            engine.llama.reset()
+            at_cursor("    aver", line_in_middle)
+            typed = at_cursor("    avera", line_in_middle).result
+            suffix_tokens = engine.count_tokens(tail)
+            if line_in_middle:  # only the cursor word's last tokens are read again
+                assert typed.tokens_in - typed.reused_tokens <= 3
+            else:  # the text after the cursor comes after the key: it is read again
+                assert typed.tokens_in - typed.reused_tokens > suffix_tokens
     finally:
         engine.close()
 

@@ -110,18 +110,23 @@ def complete(
     flag: CancelFlag,
     system_prompt: str | None = None,
     fill_in_middle: bool | None = None,
+    line_in_middle: bool = True,
 ) -> Completion:
     """On the model's thread: ask for the completion at `offset` and clean the answer.
 
     A line gets at most LINE_MAX_NEW_TOKENS of `max_new_tokens`; `max_context_tokens` bounds the
     text around the cursor that the model sees. `fill_in_middle` False asks by the chat prompt
     even when the model can fill in the middle (the eval compares the two); None: when it can.
+    `line_in_middle` False puts the whole cursor line before the suffix, as a plain
+    prefix-suffix-middle prompt does (see `prompts.build_completion_prompt`; the eval compares).
     """
     prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, max_context_tokens)
     one_line = scope is Scope.LINE
     max_new = min(LINE_MAX_NEW_TOKENS, max_new_tokens) if one_line else max_new_tokens
     if engine.fill_in_middle and fill_in_middle is not False:
-        prompt = prompts.build_completion_prompt(prefix, suffix, language, path)
+        prompt = prompts.build_completion_prompt(
+            prefix, suffix, language, path, line_in_middle=line_in_middle
+        )
         settings = GenerationSettings(
             max_new_tokens=max_new,
             stop=("\n",) if one_line else ("\n\n\n",),

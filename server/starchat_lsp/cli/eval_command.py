@@ -154,9 +154,10 @@ def _register_complete(actions: Any) -> None:
     complete.add_argument("--seed", type=int, default=0, help="the holes' seed (default 0)")
     complete.add_argument(
         "--modes",
-        default=",".join(complete_runner.PROMPTS),
-        help="the prompts to compare: fim (fill-in-the-middle, for a model that has it), chat "
-        "(default: fim,chat)",
+        default="fim,chat",
+        help="the prompts to compare: fim (fill-in-the-middle, for a model that has it, with the "
+        "cursor line's start after the middle token), fim-psm (fill-in-the-middle with the whole "
+        "text before the cursor ahead of the text after it), chat (default: fim,chat)",
     )
     complete.add_argument(
         "--context-tokens",
@@ -360,7 +361,7 @@ def run_complete(args: argparse.Namespace) -> int:
             continue
         with runner.opened(_open_engine(name, args)) as engine:
             for mode in modes:
-                if mode.prompt == "fim" and not engine.fill_in_middle:
+                if mode.prompt in complete_runner.FIM_PROMPTS and not engine.fill_in_middle:
                     why = "the model has no fill-in-the-middle tokens"
                     complete_runner.note_not_applicable(args.out, mode.label, why)
                     terminal.stderr.print(f"{mode.label}: not run, {why}")

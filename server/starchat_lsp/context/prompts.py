@@ -259,11 +259,28 @@ def build_chat_prompt(
 
 
 def build_completion_prompt(
-    prefix: str, suffix: str | None, language: str | None, path: str | None = None
+    prefix: str,
+    suffix: str | None,
+    language: str | None,
+    path: str | None = None,
+    *,
+    line_in_middle: bool = True,
 ) -> CompletionPrompt:
-    """A raw completion prompt; a comment naming the file heads it when we know how to comment."""
+    """A raw completion prompt; a comment naming the file heads it when we know how to comment.
+
+    With a suffix and `line_in_middle`, the cursor line's start goes after the middle token, as
+    the answer's beginning (llama.cpp server's infill does the same): typing on the line then
+    changes only the prompt's last tokens, where before it changed everything from the cursor
+    on, the text after the cursor included, which the model then read again at each key.
+    """
     header = languages.comment_line(language, path) if path else None
-    return CompletionPrompt(prefix=f"{header}\n{prefix}" if header else prefix, suffix=suffix)
+    middle = ""
+    if suffix is not None and line_in_middle:
+        head, newline, middle = prefix.rpartition("\n")
+        prefix = head + newline
+    return CompletionPrompt(
+        prefix=f"{header}\n{prefix}" if header else prefix, suffix=suffix, middle=middle
+    )
 
 
 CURSOR = "<CURSOR>"

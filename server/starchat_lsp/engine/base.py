@@ -1,14 +1,16 @@
 """The one engine interface every backend implements, and the data it speaks.
 
 Nothing here knows about LSP or about a particular backend: the language server, the CLI and the
-eval harness all drive a model through `Engine.chat` / `Engine.complete` and read a `TextStream`.
+eval harness all drive a model through `Engine.chat` / `Engine.complete` and read a `TextStream`;
+`Engine.sample` asks for several answers to one prompt at once (candidate fixes).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -23,10 +25,17 @@ class ChatMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class CompletionPrompt:
-    """A raw completion prompt; with a `suffix` the backend uses fill-in-the-middle if it can."""
+    """A raw completion prompt; with a `suffix` the backend uses fill-in-the-middle if it can.
+
+    `middle` is text the answer already starts with, placed after the fill-in-the-middle token
+    (llama.cpp server's infill puts the cursor line's start there, as its `prompt`): typing on a
+    line then changes only the prompt's last tokens, and the model reuses the KV cache of the
+    rest. Without fill-in-the-middle it is simply the prompt's end.
+    """
 
     prefix: str
     suffix: str | None = None
+    middle: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,4 +200,62 @@ class Engine(Protocol):
         cancel: CancelFlag | None = None,
     ) -> TextStream: ...
 
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        """`n` answers to one chat prompt, in order, decoded together where the backend can.
+
+        Answer i is drawn at `settings.temperature`/`top_p` with the seed `settings.seed + i`
+        (when a seed is set) and ends on its own: end of turn, a stop string, max_new_tokens.
+        `time_limit_s` is for the whole call, and `cancel` stops every answer; each result has
+        its own text, stop_reason and tokens_out, and tokens_in / reused_tokens as `chat`'s.
+        Not streamed. Raises EngineError where `chat`'s stream would.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+def sample_in_turn(
+    engine: Engine,
+    messages: list[ChatMessage],
+    settings: GenerationSettings,
+    n: int,
+    cancel: CancelFlag | None = None,
+) -> list[GenerationResult]:
+    """`Engine.sample` one answer after another through `chat`: for engines that cannot batch.
+
+    The time limit is the whole call's: each answer gets what is left; once it is spent (or on
+    cancel) the answers not started end at once with no text.
+    """
+    flag = cancel or CancelFlag()
+    started = time.monotonic()
+    results: list[GenerationResult] = []
+    for index in range(n):
+        seed = None if settings.seed is None else settings.seed + index
+        left = None
+        if settings.time_limit_s is not None:
+            left = settings.time_limit_s - (time.monotonic() - started)
+        if flag.cancelled or (left is not None and left <= 0):
+            reason = StopReason.CANCELLED if flag.cancelled else StopReason.TIME
+            results.append(_not_started(reason, results))
+            continue
+        one = replace(settings, seed=seed, time_limit_s=left)
+        results.append(engine.chat(messages, one, flag).finish())
+    return results
+
+
+def _not_started(reason: StopReason, before: list[GenerationResult]) -> GenerationResult:
+    tokens_in = before[0].tokens_in if before else 0
+    return GenerationResult(
+        text="",
+        stop_reason=reason,
+        tokens_in=tokens_in,
+        tokens_out=0,
+        time_to_first_token_s=None,
+        total_s=0.0,
+    )

@@ -230,14 +230,13 @@ class HttpEngine:
         settings: GenerationSettings,
         cancel: CancelFlag | None = None,
     ) -> TextStream:
-        tokens_in = estimate_tokens(prompt.prefix)
+        text = prompt.prefix + prompt.middle  # no FIM route here: the suffix is not sent
+        tokens_in = estimate_tokens(text)
         if self._settings.api == "tgi":
-            return self._stream(
-                self._tgi_request(prompt.prefix, settings, tokens_in, ()), settings, cancel
-            )
+            return self._stream(self._tgi_request(text, settings, tokens_in, ()), settings, cancel)
         payload: dict[str, Any] = {
             "model": self._model,
-            "prompt": prompt.prefix,
+            "prompt": text,
             **self._openai_parameters(settings, tokens_in),
         }
         return self._stream(_Request("/v1/completions", payload, tokens_in, ()), settings, cancel)

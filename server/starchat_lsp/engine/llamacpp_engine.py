@@ -266,9 +266,8 @@ class LlamaCppEngine:
         """Fill-in-the-middle when there is a suffix and the vocabulary has FIM tokens."""
         self.load()
         if prompt.suffix is not None and self._fim is not None:
-            prefix_token, suffix_token, middle_token = self._fim
-            return f"{prefix_token}{prompt.prefix}{suffix_token}{prompt.suffix}{middle_token}"
-        return prompt.prefix
+            return templates.fill_in_middle(self._fim, prompt)
+        return prompt.prefix + prompt.middle
 
     def chat(
         self,

@@ -71,9 +71,17 @@ def render_completion(tokenizer: Any, prompt: CompletionPrompt) -> str:
     if prompt.suffix is not None:
         tokens = fim_tokens(tokenizer)
         if tokens is not None:
-            prefix_token, suffix_token, middle_token = tokens
-            return f"{prefix_token}{prompt.prefix}{suffix_token}{prompt.suffix}{middle_token}"
-    return prompt.prefix
+            return fill_in_middle(tokens, prompt)
+    return prompt.prefix + prompt.middle
+
+
+def fill_in_middle(tokens: tuple[str, str, str], prompt: CompletionPrompt) -> str:
+    """Prefix, suffix, then the middle so far (prefix-suffix-middle order)."""
+    prefix_token, suffix_token, middle_token = tokens
+    return (
+        f"{prefix_token}{prompt.prefix}{suffix_token}{prompt.suffix or ''}"
+        f"{middle_token}{prompt.middle}"
+    )
 
 
 def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:

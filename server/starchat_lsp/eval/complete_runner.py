@@ -30,7 +30,10 @@ from starchat_lsp.eval.complete_scores import edit_similarity, exact_match, pars
 KIND = "completion"  # run.json's "kind": what `eval report` looks for
 HOLES = "holes.jsonl"
 COMPLETIONS = "completions.jsonl"
-PROMPTS = ("fim", "chat")
+# fim: the product's prompt (the cursor line's start after the middle token); fim-psm: the
+# whole text before the cursor ahead of the suffix; chat: a chat prompt with a cursor marker.
+PROMPTS = ("fim", "fim-psm", "chat")
+FIM_PROMPTS = ("fim", "fim-psm")
 NOTHING = {"status": "fail", "detail": "nothing suggested", "duration_s": 0.0}
 
 # Runs in the sandbox after the file with the completion: the function's docstring examples,
@@ -78,7 +81,7 @@ class Mode:
     """One way of completing: a model, its prompt (fim or chat) and its context budget."""
 
     model: str
-    prompt: str  # "fim" or "chat"
+    prompt: str  # one of PROMPTS
     context_tokens: int  # completion.max_context_tokens
     # Hook for issue 16 item 3, context from other files of the workspace: not built yet.
     other_files: bool = False
@@ -224,7 +227,8 @@ def complete_hole(
             max_new_tokens=max_new_tokens,
             max_context_tokens=mode.context_tokens,
             flag=CancelFlag(),
-            fill_in_middle=mode.prompt == "fim",
+            fill_in_middle=mode.prompt in FIM_PROMPTS,
+            line_in_middle=mode.prompt != "fim-psm",
         )
         seconds = time.monotonic() - started
         result = answer.result

@@ -85,11 +85,13 @@ def messages_from_wire(data: list[Message]) -> list[ChatMessage]:
 
 
 def prompt_to_wire(prompt: CompletionPrompt) -> Message:
-    return {"prefix": prompt.prefix, "suffix": prompt.suffix}
+    return {"prefix": prompt.prefix, "suffix": prompt.suffix, "middle": prompt.middle}
 
 
 def prompt_from_wire(data: Message) -> CompletionPrompt:
-    return CompletionPrompt(prefix=data["prefix"], suffix=data.get("suffix"))
+    return CompletionPrompt(
+        prefix=data["prefix"], suffix=data.get("suffix"), middle=data.get("middle", "")
+    )
 
 
 def result_to_wire(result: GenerationResult) -> Message:
