@@ -31,7 +31,7 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
 )
-from starchat_lsp.verify import analyzer, checks, evidence, model_tests, ranking
+from starchat_lsp.verify import analyzer, checks, evidence, lessons, model_tests, ranking
 from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
@@ -211,10 +211,16 @@ class _Run:
         passed_all = len(candidate.assessment.passed) == len(self.evidence)
         return passed_all and evidence.says_what_is_right(self.evidence)
 
-    def sample(self, settings: GenerationSettings, budget_s: float) -> None:
-        """Sampled fixes until enough distinct ones, the budget is spent, or one passes all."""
+    def sample(
+        self, settings: GenerationSettings, budget_s: float, retry: list[ChatMessage]
+    ) -> None:
+        """Sampled fixes until enough distinct ones, the budget is spent, or one passes all.
+
+        `retry`: the follow-up that says what was wrong with the draft (`lessons`), when
+        something was; else the fix prompt, with the checks the fix must pass.
+        """
         ctx = self.prepared.context
-        messages = prompts.build_fix_prompt(
+        messages = retry or prompts.build_fix_prompt(
             ctx,
             self.request.note,
             self.system_prompt,
@@ -232,8 +238,10 @@ class _Run:
             if left <= 0 or left < 0.75 * longest:
                 return
             self.on_stage(Stage("sampling", f"trying another fix ({len(self.candidates)} so far)"))
+            # a retry says what is wrong before the code: room for a few sentences
+            room = 2 * code_tokens + (192 if retry else 96)
             sampled = GenerationSettings(
-                max_new_tokens=min(settings.max_new_tokens, 2 * code_tokens + 96),
+                max_new_tokens=min(settings.max_new_tokens, room),
                 temperature=self.options.temperature,
                 top_p=0.95,
                 seed=seed,
@@ -301,8 +309,15 @@ def run(
     if options.candidates > 1:
         job.write_tests(settings, max(budget / 2, 1.0))
     first = job.add(draft)
+    retry: list[ChatMessage] = []
     if not job.passes_all(first):
-        job.sample(settings, budget)
+        told = lessons.learned(first.assessment, job.evidence, job.reproducing)
+        if told:
+            on_stage(Stage("retrying", "asking again with what was wrong with the first answer"))
+            retry = prompts.build_retry_prompt(
+                prepared.messages, draft_result.text, told, prepared.context.language
+            )
+        job.sample(settings, budget, retry)
     chosen = ranking.choose(job.candidates)
     verdict = ranking.verdict(
         chosen,
@@ -316,7 +331,8 @@ def run(
     if chosen is None:
         return finished(None, _refused(draft, verdict), verdict)
     outcome = chosen.outcome
-    if chosen.index != 0 and options.explain and not cancel.cancelled:
+    # A retry's answer says what was wrong before its code: it explains itself.
+    if chosen.index != 0 and options.explain and not retry and not cancel.cancelled:
         on_stage(Stage("explaining", "explaining the checked fix"))
         assert outcome.fix is not None  # chosen fixes have one
         messages = prompts.build_fix_explanation_prompt(
