@@ -76,6 +76,18 @@ def _finish(code, detail):
     sys.stderr.flush()
     raise SystemExit(code)
 
+def _got(text):
+    # " (got X)" for a failed `assert CALL == VALUE`: what the left side gave (it ran once)
+    import ast
+    try:
+        node = ast.parse(text).body[0]
+        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare):
+            left = compile(ast.Expression(node.test.left), "tests.py", "eval")
+            return f" (got {eval(left, namespace)!r:.200})"
+    except BaseException:  # the check already failed: whatever happens now only loses the value
+        pass
+    return ""
+
 with open("solution.py", encoding="utf-8") as f:
     solution = f.read()
 with open("tests.py", encoding="utf-8") as f:
@@ -98,7 +110,7 @@ except AssertionError as error:
     import traceback
     line = traceback.extract_tb(error.__traceback__)[-1]
     text = tests.splitlines()[line.lineno - 1].strip() if line.filename == "tests.py" else ""
-    _finish(1, f"failed: {text or error}")
+    _finish(1, f"failed: {text or error}{_got(text)}")
 except MemoryError:
     _finish(2, "MemoryError: the code went over the memory limit")
 except BaseException as error:
