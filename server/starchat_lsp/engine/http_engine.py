@@ -9,7 +9,7 @@ watched by a supervisor that, every few milliseconds, checks the cancel flag, th
 timeout and the time limits and, when one trips, cancels the task: the connection closes at once
 and the server stops generating. The caller's thread reads the text from a queue, so a
 `TextStream` here behaves like the transformers one: iterate it to drive it, close or abandon it
-to cancel, read `result` at the end.
+to cancel, read `result` at the end. `sample` sends its answers as concurrent chat requests.
 
 There is no local tokenizer: `count_tokens` is a conservative estimate (see there), and the token
 figures of a result come from the server's `usage` when it sends one.
@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -120,6 +120,7 @@ class _State:
     tokens_out: int = 0  # events that carried a token, or the server's usage at the end
     tokens_in: int | None = None  # from the server's usage
     last_problem: str | None = None  # the last retried failure, for the timeout message
+    deadline: float | None = None  # when the answers of one `sample` call are out of time
 
     def emit(self, text: str) -> None:
         if not text:
@@ -205,24 +206,63 @@ class HttpEngine:
         settings: GenerationSettings,
         cancel: CancelFlag | None = None,
     ) -> TextStream:
+        return self._stream(self._chat_request(messages, settings), settings, cancel)
+
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        """`n` chat requests sent at once, answer i with the seed `settings.seed + i`.
+
+        Not the OpenAI `n`: llama.cpp's server and TGI ignore or refuse it, and its choices
+        share one seed. Concurrent requests are what every server batches (vLLM, TGI, llama.cpp
+        with parallel slots); http.max_concurrent caps them, so at 1 they go one after another.
+        The time limit is for the whole call; an answer that failed alone comes back with
+        stop_reason ERROR, and only when all fail is it raised.
+        """
+        if n < 1:
+            return []
+        flag = cancel or CancelFlag()
+        limit_s = settings.time_limit_s
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        runs = []
+        for index in range(n):
+            one = replace(
+                settings,
+                seed=None if settings.seed is None else settings.seed + index,
+                time_limit_s=None,
+            )
+            request = self._chat_request(messages, one)
+            state = self._state(request, one, flag)
+            state.deadline = deadline
+            runs.append((request, state, self._run(self._generate(request, one, state))))
+        try:
+            results = [self._outcome(future, request, state) for request, state, future in runs]
+        except BaseException:
+            flag.cancel()  # Ctrl-C while waiting: nobody is left to read the answers
+            raise
+        if all(result.stop_reason is StopReason.ERROR for result in results):
+            raise EngineError(results[0].error or "the model server failed")
+        return results
+
+    def _chat_request(self, messages: list[ChatMessage], settings: GenerationSettings) -> _Request:
         tokens_in = REQUEST_OVERHEAD_TOKENS + sum(
             estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages
         )
         if self._settings.api == "tgi":
             prompt = render_starchat(messages)
-            return self._stream(
-                self._tgi_request(prompt, settings, estimate_tokens(prompt), STARCHAT_END_STRINGS),
-                settings,
-                cancel,
+            return self._tgi_request(
+                prompt, settings, estimate_tokens(prompt), STARCHAT_END_STRINGS
             )
         payload: dict[str, Any] = {
             "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             **self._openai_parameters(settings, tokens_in),
         }
-        return self._stream(
-            _Request("/v1/chat/completions", payload, tokens_in, ()), settings, cancel
-        )
+        return _Request("/v1/chat/completions", payload, tokens_in, ())
 
     def complete(
         self,
@@ -308,11 +348,7 @@ class HttpEngine:
         self, request: _Request, settings: GenerationSettings, cancel: CancelFlag | None
     ) -> TextStream:
         flag = cancel or CancelFlag()
-        state = _State(
-            flag=flag,
-            out=queue.Queue(),
-            matcher=StopStringMatcher(tuple(settings.stop) + request.stops),
-        )
+        state = self._state(request, settings, flag)
         result_box: list[GenerationResult] = []
 
         def chunks() -> Iterator[str]:
@@ -334,6 +370,14 @@ class HttpEngine:
                 raise EngineError(result_box[0].error or "the model server failed")
 
         return TextStream(chunks(), flag, result_box, lambda: state.tokens_out)
+
+    @staticmethod
+    def _state(request: _Request, settings: GenerationSettings, flag: CancelFlag) -> _State:
+        return _State(
+            flag=flag,
+            out=queue.Queue(),
+            matcher=StopStringMatcher(tuple(settings.stop) + request.stops),
+        )
 
     def _next(self, state: _State) -> object:
         """The next chunk or _END; _END too when the engine was closed under the stream."""
@@ -459,6 +503,8 @@ class HttpEngine:
         """Whether the request must end now: cancelled, no first token in time, out of time."""
         if state.flag.cancelled:
             return StopReason.CANCELLED, None
+        if state.deadline is not None and time.monotonic() >= state.deadline:
+            return StopReason.TIME, None  # a sample's whole-call limit, waiting for a slot too
         if state.started_at is None:  # still waiting for a concurrency slot
             return None, None
         elapsed = time.monotonic() - state.started_at

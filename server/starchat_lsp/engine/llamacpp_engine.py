@@ -9,6 +9,8 @@ Interactive requests (a completion at the cursor) go ahead of the queue, and a r
 pauses for them between two of its tokens (or two slices of its prompt): its KV cache is copied
 out and back (llamacpp_kv), so it goes on exactly where it was, and each side keeps its prefix.
 
+`sample` decodes several answers to one prompt together, one batch per token (llamacpp_batch).
+
 llama-cpp-python is an optional extra, imported only by `load()`.
 """
 
@@ -28,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from starchat_lsp.engine import llamacpp_build, templates
+from starchat_lsp.engine import llamacpp_batch, llamacpp_build, templates
 from starchat_lsp.engine.base import (
     CancelFlag,
     ChatMessage,
@@ -172,7 +174,7 @@ class LlamaCppEngine:
                 # stdout meanwhile were lost (editors waited forever). Its log goes through
                 # _route_llama_log instead; its Python-side prints (metadata, the whole chat
                 # template) into our log at DEBUG, never onto the user's terminal.
-                with _prints_to_log(), _safe_buffers():
+                with _prints_to_log(), _safe_buffers(), llamacpp_batch.context_params():
                     llama = llama_cpp.Llama(
                         model_path=str(self._path),
                         n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
@@ -286,6 +288,139 @@ class LlamaCppEngine:
     ) -> TextStream:
         # add_bos=True adds the BOS token only when the model's metadata asks for one.
         return self._stream(self.render_completion(prompt), settings, cancel, add_bos=True)
+
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        """`n` answers decoded together (Engine.sample); run like a chat, never as interactive.
+
+        With the same seed an answer draws its tokens as chat's would; the batch's arithmetic
+        can differ from one sequence's in the last bits, so a long sampled answer may part from
+        chat's where two tokens were nearly equally likely.
+        """
+        if self._closed:
+            raise EngineError(f"the {self._name} engine is closed")
+        if n < 1:
+            return []
+        flag = cancel or CancelFlag()
+        tokens = self._tokenize(self.render_chat(messages), add_bos=False)
+        stops = tuple(settings.stop) + self._end_strings
+        submitted = time.monotonic()
+        future = self._worker.submit(self._sample, tokens, settings, n, stops, flag)
+        try:
+            answers, run = future.result()
+        except CancelledError:  # dropped from the queue by close() before it started
+            run = _Run(())
+            run.tokens_in = len(tokens)
+            return [self._sampled(None, run, submitted, StopReason.CANCELLED) for _ in range(n)]
+        except BaseException as error:
+            flag.cancel()  # Ctrl-C while waiting: the worker stops within a token
+            if isinstance(error, EngineError):
+                raise
+            if isinstance(error, Exception):
+                log.error("sampling failed", exc_info=error)
+                raise EngineError(f"generation failed: {type(error).__name__}: {error}") from error
+            raise
+        return [self._sampled(answer, run, submitted, None) for answer in answers]
+
+    def _sample(
+        self,
+        tokens: list[int],
+        settings: GenerationSettings,
+        n: int,
+        stops: tuple[str, ...],
+        flag: CancelFlag,
+    ) -> tuple[list[llamacpp_batch.Answer], _Run]:
+        """On the worker: the prompt once (prefix reused), then the answers in batches."""
+        self._interactive.run_waiting()  # interactive requests that came meanwhile go first
+        run = _Run(())
+        run.tokens_in = len(tokens)
+        run.started_at = time.monotonic()
+        outer, self._running = self._running, flag
+        try:
+            llama = self.llama
+            window = self._window
+            if len(tokens) >= window:
+                raise EngineError(
+                    f"the prompt has {len(tokens)} tokens: the context window holds {window}"
+                )
+            limit = min(settings.max_new_tokens, window - len(tokens))
+            answers = [
+                llamacpp_batch.Answer(
+                    sequence=0,
+                    limit=limit,
+                    sampler=llamacpp_batch.sampler_chain(
+                        llama, settings, None if settings.seed is None else settings.seed + i
+                    ),
+                    matcher=StopStringMatcher(stops),
+                )
+                for i in range(n)
+            ]
+            if flag.cancelled or self._closed:
+                for answer in answers:
+                    answer.end(StopReason.CANCELLED)
+                return answers, run
+            self._kv.use(llama, BACKGROUND)
+            limit_s = settings.time_limit_s
+            deadline = None if limit_s is None else time.monotonic() + limit_s
+
+            def between_steps() -> StopReason | None:
+                if flag.cancelled:
+                    return StopReason.CANCELLED
+                if deadline is not None and time.monotonic() - run.paused_s >= deadline:
+                    return StopReason.TIME
+                if self._interactive.waiting:
+                    self._pause(llama, run)
+                return None
+
+            size = llamacpp_batch.group_size(int(llama.n_ctx()), len(tokens), limit, n)
+            reused: int | None = None
+            for start in range(0, n, size):
+                group = answers[start : start + size]
+                # The prompt's last logits are gone after a group: its last token is read again.
+                ready = self._prefill(llama, tokens, run, flag, deadline, pausable=True)
+                if reused is None:
+                    reused = run.reused_tokens
+                if not ready:
+                    break
+                for number, answer in enumerate(group, start=1):
+                    answer.sequence = number
+                llamacpp_batch.decode_together(
+                    llama, group, len(tokens), self._end_ids, between_steps
+                )
+            run.reused_tokens = reused or 0
+            for answer in answers:  # not started: the prompt was stopped, or a group before
+                if answer.reason is None:
+                    answer.end(run.reason or StopReason.CANCELLED)
+            return answers, run
+        finally:
+            self._running = outer
+
+    @staticmethod
+    def _sampled(
+        answer: llamacpp_batch.Answer | None,
+        run: _Run,
+        submitted: float,
+        reason: StopReason | None,
+    ) -> GenerationResult:
+        finished = time.monotonic()
+        started = run.started_at if run.started_at is not None else finished
+        first = None if answer is None else answer.first_token_at
+        ended = finished if answer is None or answer.finished_at is None else answer.finished_at
+        return GenerationResult(
+            text="" if answer is None else answer.text,
+            stop_reason=reason or (answer.reason if answer else None) or StopReason.LENGTH,
+            tokens_in=run.tokens_in,
+            tokens_out=0 if answer is None else answer.tokens_out,
+            time_to_first_token_s=None if first is None else first - started,
+            total_s=max(0.0, ended - started),
+            queue_wait_s=max(0.0, started - submitted),
+            reused_tokens=run.reused_tokens,
+        )
 
     def close(self) -> None:
         """Stop what runs (within a token), drop what waits, and free the model's memory."""

@@ -1,7 +1,8 @@
 """Two KV caches in one llama.cpp context: the interactive one (completions at the cursor) and
 the one of everything else (chat, feedback, fixes), each kept while the other runs.
 
-The context holds one sequence. When the owner changes, the leaving owner's sequence (its KV
+The owner's tokens are sequence 0 (others hold the answers of a batch being decoded, untouched
+here: llamacpp_batch). When the owner changes, the leaving owner's sequence (its KV
 cells and the tokens they hold) is copied out and the arriving owner's copy, if any, put back:
 about 20 ms out and 7 ms in for 1,400 tokens of Qwen2.5-Coder-1.5B (40 MB). So a completion
 between a chat answer and its follow-up leaves both their prefixes to reuse, and a completion can
@@ -67,10 +68,11 @@ def _copy_out(llama_cpp: Any, llama: Any, copy: _Copy) -> None:
 def _copy_in(llama_cpp: Any, llama: Any, copy: _Copy) -> bool:
     context = llama._ctx.ctx
     memory = llama_cpp.llama_get_memory(context)
-    llama_cpp.llama_memory_seq_rm(memory, -1, -1, -1)
+    # Sequence 0 only: the answers a batch decodes (llamacpp_batch) wait in the others.
+    llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
     if int(llama_cpp.llama_state_seq_set_data(context, copy.buffer, copy.size, 0)) == 0:
         log.warning("llama.cpp refused a KV cache copy back: the prompt is computed again")
-        llama_cpp.llama_memory_seq_rm(memory, -1, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
         return False
     count = len(copy.tokens)
     llama.input_ids[:count] = copy.tokens

@@ -2,7 +2,8 @@
 
 `TokenStreamer` emits text token by token (TextIteratorStreamer waits for word ends), holds back
 what could start a stop string, and records timing. `GenerationStopper` is the StoppingCriteria
-that ends `generate()` at the next token on cancel, stop string or time limit.
+that ends `generate()` at the next token on cancel, stop string or time limit. `BatchStopper`
+does both for the rows of one `generate(num_return_sequences=n)`, not streamed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, TextIteratorStreamer
 
-from starchat_lsp.engine.base import CancelFlag, StopReason
+from starchat_lsp.engine.base import CancelFlag, GenerationResult, StopReason
 from starchat_lsp.engine.stop_strings import StopStringMatcher
 
 
@@ -107,3 +108,108 @@ class GenerationStopper(StoppingCriteria):
             dtype=torch.bool,
             device=input_ids.device,
         )
+
+
+class _Row:
+    """One answer of a batch: its tokens, its text so far, and why it ended."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.matcher = StopStringMatcher(stops)
+        self.ids: list[int] = []
+        self.decoded_len = 0
+        self.text = ""
+        self.reason: StopReason | None = None
+        self.first_token_at: float | None = None
+        self.finished_at: float | None = None
+
+    def end(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.finished_at = time.monotonic()
+            self.text += self.matcher.flush()
+
+
+class BatchStopper(StoppingCriteria):
+    """The rows of one `generate(num_return_sequences=n)`: each read as TokenStreamer reads its
+    one, each ended on its own (end token, stop string); cancel and the time limit end all.
+
+    `pause` serves interactive requests between two tokens, as in GenerationStopper.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        rows: int,
+        stops: tuple[str, ...],
+        end_ids: list[int],
+        cancel: CancelFlag,
+        time_limit_s: float | None,
+        pause: Callable[[], float] | None = None,
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._rows = [_Row(stops) for _ in range(rows)]
+        self._end_ids = set(end_ids)
+        self._cancel = cancel
+        self._limit_s = time_limit_s
+        self._deadline: float | None = None
+        self._pause = pause
+        self.started_at = time.monotonic()
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        if self._limit_s is not None:
+            self._deadline = self.started_at + self._limit_s
+
+    def end_all(self, reason: StopReason) -> None:
+        for row in self._rows:
+            row.end(reason)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        for row, token in zip(self._rows, input_ids[:, -1].tolist(), strict=True):
+            if row.reason is None:
+                self._take(row, int(token), now)
+        if self._pause is not None:
+            paused = self._pause()
+            if self._deadline is not None:
+                self._deadline += paused
+        if self._cancel.cancelled:
+            self.end_all(StopReason.CANCELLED)
+        elif self._deadline is not None and time.monotonic() >= self._deadline:
+            self.end_all(StopReason.TIME)
+        done = [row.reason is not None for row in self._rows]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def _take(self, row: _Row, token: int, now: float) -> None:
+        if row.first_token_at is None:
+            row.first_token_at = now
+        row.ids.append(token)
+        if token in self._end_ids:
+            row.end(StopReason.EOS)
+            return
+        # The whole answer decoded each time keeps spaces and multi-token characters right.
+        decoded = str(self._tokenizer.decode(row.ids, skip_special_tokens=True))
+        if decoded.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            return
+        row.text += row.matcher.feed(decoded[row.decoded_len :])
+        row.decoded_len = len(decoded)
+        if row.matcher.hit is not None:
+            row.end(StopReason.STOP_STRING)
+
+    def results(self, tokens_in: int, submitted: float) -> list[GenerationResult]:
+        finished = time.monotonic()
+        started = self.started_at
+        return [
+            GenerationResult(
+                text=row.text,
+                stop_reason=row.reason or StopReason.LENGTH,
+                tokens_in=tokens_in,
+                tokens_out=len(row.ids),
+                time_to_first_token_s=None
+                if row.first_token_at is None
+                else row.first_token_at - started,
+                total_s=max(0.0, (row.finished_at or finished) - started),
+                queue_wait_s=max(0.0, started - submitted),
+            )
+            for row in self._rows
+        ]

@@ -5,7 +5,7 @@ caller's thread reads the streamed text, and closing the stream early cancels th
 Interactive requests (a completion at the cursor) go ahead of the queue and run between two
 tokens of a running answer, which then goes on with its own KV cache, untouched; each kind keeps
 the cache of its last prefix. (A prompt goes through the model in one piece: an interactive
-request waits for a running prompt to be read.)
+request waits for a running prompt to be read.) `sample` draws several answers in one batch.
 """
 
 from __future__ import annotations
@@ -146,6 +146,92 @@ class TransformersEngine:
     ) -> TextStream:
         text = templates.render_completion(self.loaded.tokenizer, prompt)
         return self._stream(text, settings, cancel, add_special_tokens=True)
+
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        """`n` answers from one `generate(num_return_sequences=n)` (Engine.sample).
+
+        torch draws all of them from one generator: `settings.seed` fixes the whole set (the
+        same seed, the same n answers), but answer i is not chat's answer with seed + i. Greedy
+        answers are all alike, so greedy runs once and is given n times. The prompt is read
+        afresh: the kept KV cache is of one sequence, and is left as it was for the next chat.
+        """
+        from starchat_lsp.engine.streaming import BatchStopper
+
+        if n < 1:
+            return []
+        loaded = self.loaded
+        flag = cancel or CancelFlag()
+        inputs = loaded.tokenizer(
+            self.render_chat(messages), return_tensors="pt", add_special_tokens=False
+        ).to(loaded.device)
+        tokens_in = int(inputs["input_ids"].shape[1])
+        room = max(1, self.context_window - tokens_in)
+        settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, room))
+        rows = n if settings.temperature > 0 else 1
+        stops = tuple(settings.stop) + templates.end_strings(loaded.tokenizer)
+        stopper = BatchStopper(
+            loaded.tokenizer, rows, stops, self._eos_ids(), flag, settings.time_limit_s, self._pause
+        )
+        submitted = time.monotonic()
+        future = self._worker.submit(self._generate_rows, inputs, settings, rows, stopper, flag)
+        try:
+            future.result()
+        except CancelledError:  # dropped before it started: the engine closed
+            stopper.end_all(StopReason.CANCELLED)
+        except BaseException as error:
+            flag.cancel()
+            if isinstance(error, Exception) and not isinstance(error, EngineError):
+                log.error("sampling failed", exc_info=error)
+                raise EngineError(f"generation failed: {type(error).__name__}: {error}") from error
+            raise
+        results = stopper.results(tokens_in, submitted)
+        return [results[i % rows] for i in range(n)]
+
+    def _generate_rows(
+        self,
+        inputs: Any,
+        settings: GenerationSettings,
+        rows: int,
+        stopper: Any,
+        flag: CancelFlag,
+    ) -> None:
+        """On the worker: one generate() for `rows` answers; each row ends on its own."""
+        import torch
+        from transformers import DynamicCache, StoppingCriteriaList
+
+        loaded = self.loaded
+        self._interactive.run_waiting()  # interactive requests that came meanwhile go first
+        stopper.start()
+        if flag.cancelled:
+            stopper.end_all(StopReason.CANCELLED)
+            return
+        sampling = settings.temperature > 0
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        eos_ids = self._eos_ids()
+        with torch.inference_mode():
+            loaded.model.generate(
+                **inputs,
+                cache=DynamicCache(config=loaded.model.config),
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                num_return_sequences=rows,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=None,
+                eos_token_id=eos_ids,
+                pad_token_id=loaded.tokenizer.pad_token_id
+                if loaded.tokenizer.pad_token_id is not None
+                else eos_ids[0],
+                stopping_criteria=StoppingCriteriaList([stopper]),
+            )
+        stopper.end_all(StopReason.LENGTH)  # the rows still open ran to max_new_tokens
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

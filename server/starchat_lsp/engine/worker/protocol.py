@@ -1,8 +1,9 @@
 """The messages between the server (or CLI) and its model worker: one JSON object per line.
 
 Each side owns one pipe to write. Requests carry an `id`; every message about a request names
-it. From the parent: load, count, chat, complete, cancel, ping, close. From the worker:
-progress, loaded, value, chunk, done, error, pong. JSON keeps the wire readable in a log and
+it. From the parent: load, count, chat, complete, sample, cancel, ping, close. From the worker:
+progress, loaded, value, chunk, done, error, pong (a sample's `done` carries `results`, one per
+answer: it is not streamed). JSON keeps the wire readable in a log and
 costs tens of microseconds a chunk, far below a token's time.
 """
 

@@ -95,6 +95,43 @@ class RemoteEngine:
         fields = {"prompt": protocol.prompt_to_wire(prompt)}
         return self._stream("complete", fields, settings, cancel)
 
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        """The other side's `Engine.sample`: cancel travels over the channel as for chat."""
+        if n < 1:
+            return []
+        connection, _ = self._ready()
+        flag = cancel or CancelFlag()
+        request, pending = connection.request(
+            "sample",
+            settings=protocol.generation_to_wire(settings),
+            messages=protocol.messages_to_wire(messages),
+            n=n,
+        )
+        flag.on_cancel(lambda: connection.send({"op": "cancel", "id": request}))
+        ending: Message | None = None
+        try:
+            while ending is None:
+                message = pending.inbox.get()
+                if message["op"] in _ENDINGS:
+                    ending = message
+        finally:
+            if ending is None:  # interrupted while waiting: stop the model, wait for it
+                flag.cancel()
+                while (message := pending.inbox.get())["op"] not in _ENDINGS:
+                    pass
+            connection.finished(request)
+        if ending["op"] == "crashed":
+            raise self._crashed(connection)
+        if ending["op"] == "error":
+            raise error_from(ending)
+        return [protocol.result_from_wire(wire) for wire in ending["results"]]
+
     # -- requests ----------------------------------------------------------------------------
 
     def _value(

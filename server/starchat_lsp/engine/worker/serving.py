@@ -69,11 +69,12 @@ class Requests:
             self._pool.submit(self._answer, request, self._engine.count_tokens, message["text"])
         elif op == "status":
             self._pool.submit(self._answer, request, self._status_of)
-        elif op in ("chat", "complete"):
+        elif op in ("chat", "complete", "sample"):
             flag = CancelFlag()
             with self._flags_lock:
                 self._flags[request] = flag
-            self._pool.submit(self._generate, message, flag)
+            work = self._sample if op == "sample" else self._generate
+            self._pool.submit(work, message, flag)
         else:
             self._send_error(request, EngineError(f"unknown request {op!r}"))
 
@@ -141,6 +142,22 @@ class Requests:
             if stream is not None and stream._result_box:
                 result = protocol.result_to_wire(stream.result)
             self._send_error(request, error, result)
+        finally:
+            with self._flags_lock:
+                self._flags.pop(request, None)
+
+    def _sample(self, message: Message, flag: CancelFlag) -> None:
+        """Several answers to one chat prompt (Engine.sample), all sent at the end."""
+        request = message["id"]
+        try:
+            faults.maybe_fail(self._fault, "prompt")
+            settings = protocol.generation_from_wire(message["settings"])
+            messages = protocol.messages_from_wire(message["messages"])
+            results = self._engine.sample(messages, settings, int(message["n"]), flag)
+            wire = [protocol.result_to_wire(result) for result in results]
+            self._send({"op": "done", "id": request, "results": wire})
+        except Exception as error:
+            self._send_error(request, error)
         finally:
             with self._flags_lock:
                 self._flags.pop(request, None)
