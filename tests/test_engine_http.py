@@ -595,6 +595,54 @@ def test_requests_in_flight_never_pass_max_concurrent(fault: FaultServer) -> Non
     engine.close()
 
 
+def test_sample_sends_its_answers_at_once_each_with_its_seed(fault: FaultServer) -> None:
+    engine = make_engine(fault.url, max_concurrent=4)
+    fault.plans = [
+        Plan(tokens=("a\n", "b"), delay_s=0.1),
+        Plan(tokens=("one ", "two ", "three"), delay_s=0.1),
+        Plan(mode="status", status=500, body={"error": {"message": "boom"}}),
+    ]
+    settings = GenerationSettings(max_new_tokens=64, temperature=0.8, seed=5, stop=("\n",))
+    results = engine.sample(ASK, settings, 3)
+    assert sorted(post["body"]["seed"] for post in fault.posts) == [5, 6, 7]
+    assert all(post["path"] == "/v1/chat/completions" for post in fault.posts)
+    assert fault.max_in_flight >= 2  # sent together, not one after another
+    texts = sorted(r.text for r in results)
+    reasons = sorted(r.stop_reason.value for r in results)
+    assert texts == ["", "a", "one two three"]
+    assert reasons == sorted(["error", "stop_string", "eos"])
+    engine.close()
+
+
+def test_sample_raises_only_when_every_answer_failed_and_its_limit_is_the_whole_call(
+    fault: FaultServer,
+) -> None:
+    engine = make_engine(fault.url, max_concurrent=1)
+    fault.default = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)
+    settings = GenerationSettings(max_new_tokens=500, time_limit_s=0.5)
+    started = time.monotonic()
+    results = engine.sample(ASK, settings, 3)
+    assert time.monotonic() - started < 3.0  # not 0.5 s per answer and more: one limit for all
+    assert [r.stop_reason for r in results] == [StopReason.TIME] * 3
+    assert results[0].tokens_out > 0 and results[2].tokens_out == 0  # the last never had a slot
+    fault.default = Plan(mode="status", status=500, body={"error": {"message": "boom"}})
+    with pytest.raises(EngineError, match="boom"):
+        engine.sample(ASK, GREEDY, 2)
+    engine.close()
+
+
+def test_sample_cancel_stops_every_answer(fault: FaultServer) -> None:
+    engine = make_engine(fault.url)
+    fault.default = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)
+    flag = CancelFlag()
+    threading.Timer(0.3, flag.cancel).start()
+    started = time.monotonic()
+    results = engine.sample(ASK, GREEDY, 2, flag)
+    assert time.monotonic() - started < 2.0
+    assert [r.stop_reason for r in results] == [StopReason.CANCELLED] * 2
+    engine.close()
+
+
 def test_closing_the_engine_ends_its_streams(fault: FaultServer) -> None:
     engine = make_engine(fault.url)
     fault.default = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)

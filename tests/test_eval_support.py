@@ -13,6 +13,7 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
     TextStream,
+    sample_in_turn,
 )
 
 
@@ -77,6 +78,15 @@ class ScriptedEngine:
 
         return TextStream(chunks(), cancel or CancelFlag(), box)
 
+    def sample(
+        self,
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        n: int,
+        cancel: CancelFlag | None = None,
+    ) -> list[GenerationResult]:
+        return sample_in_turn(self, messages, settings, n, cancel)
+
     def complete(
         self,
         prompt: CompletionPrompt,
@@ -95,3 +105,25 @@ def test_scripted_engine_replies_in_turn() -> None:
     texts = [engine.chat([ChatMessage("user", "hi")], settings).finish().text for _ in range(3)]
     assert texts == ["one", "two", "one"]
     assert engine.chat([], settings).finish().tokens_per_s == 4.0  # 4 tokens in 1 s after the first
+
+
+def test_sample_in_turn_asks_chat_once_per_answer_with_its_seed() -> None:
+    seeds: list[int | None] = []
+    engine = ScriptedEngine(["one", "two", "three"])
+    chat = engine.chat
+
+    def recording_chat(
+        messages: list[ChatMessage],
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        seeds.append(settings.seed)
+        return chat(messages, settings, cancel)
+
+    engine.chat = recording_chat  # type: ignore[method-assign]
+    results = engine.sample([ChatMessage("user", "hi")], GenerationSettings(seed=5), 3)
+    assert [r.text for r in results] == ["one", "two", "three"] and seeds == [5, 6, 7]
+    flag = CancelFlag()
+    flag.cancel()
+    cancelled = engine.sample([], GenerationSettings(), 2, flag)
+    assert [r.stop_reason for r in cancelled] == [StopReason.CANCELLED] * 2
