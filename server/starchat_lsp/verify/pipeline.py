@@ -217,7 +217,10 @@ class _Run:
         """Sampled fixes until enough distinct ones, the budget is spent, or one passes all.
 
         `retry`: the follow-up that says what was wrong with the draft (`lessons`), when
-        something was; else the fix prompt, with the checks the fix must pass.
+        something was; else the fix prompt, with the checks the fix must pass. The fixes still
+        wanted are drawn together (`Engine.sample`: one batch on llama.cpp, where N answers
+        cost little more than one); a batch whose answers were all duplicates is followed by
+        another while the budget lasts.
         """
         ctx = self.prepared.context
         messages = retry or prompts.build_fix_prompt(
@@ -229,17 +232,17 @@ class _Run:
         self.fix_messages = messages
         prepared = tasks.Prepared(messages=messages, context=ctx)
         code_tokens = self.engine.count_tokens(ctx.code)
+        # a retry says what is wrong before the code: room for a few sentences
+        room = 2 * code_tokens + (192 if retry else 96)
         started = time.monotonic()
-        longest = 0.0  # the longest sample so far: one that would not fit is not started
-        for seed in range(1, 4 * self.options.candidates):
+        longest = 0.0  # the longest batch so far: one that would not fit is not started
+        seed = 1
+        while seed < 4 * self.options.candidates:
             left = budget_s - (time.monotonic() - started)
-            if len(self.candidates) >= self.options.candidates or self.cancel.cancelled:
+            wanted = self.options.candidates - len(self.candidates)
+            if wanted <= 0 or self.cancel.cancelled or left <= 0 or left < 0.75 * longest:
                 return
-            if left <= 0 or left < 0.75 * longest:
-                return
-            self.on_stage(Stage("sampling", f"trying another fix ({len(self.candidates)} so far)"))
-            # a retry says what is wrong before the code: room for a few sentences
-            room = 2 * code_tokens + (192 if retry else 96)
+            self.on_stage(Stage("sampling", f"trying {wanted} more fixes at once"))
             sampled = GenerationSettings(
                 max_new_tokens=min(settings.max_new_tokens, room),
                 temperature=self.options.temperature,
@@ -247,14 +250,17 @@ class _Run:
                 seed=seed,
                 time_limit_s=1.5 * left,  # a little over rather than a cut, wasted answer
             )
-            result = self.engine.chat(messages, sampled, cancel=self.cancel).finish()
-            longest = max(longest, result.total_s)
-            self.tokens_out += result.tokens_out
-            if result.stop_reason is StopReason.CANCELLED:
-                return
-            outcome = tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result)
-            if self.passes_all(self.add(outcome)):
-                return
+            batch_started = time.monotonic()
+            results = self.engine.sample(messages, sampled, wanted, cancel=self.cancel)
+            longest = max(longest, time.monotonic() - batch_started)
+            seed += wanted
+            self.tokens_out += sum(result.tokens_out for result in results)
+            for result in results:
+                if result.stop_reason is StopReason.CANCELLED:
+                    return
+                outcome = tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result)
+                if self.passes_all(self.add(outcome)):
+                    return
 
 
 def run(
