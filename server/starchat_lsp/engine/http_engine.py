@@ -229,20 +229,20 @@ class HttpEngine:
         limit_s = settings.time_limit_s
         deadline = None if limit_s is None else time.monotonic() + limit_s
         runs = []
-        for index in range(n):
-            one = replace(
-                settings,
-                seed=None if settings.seed is None else settings.seed + index,
-                time_limit_s=None,
-            )
-            request = self._chat_request(messages, one)
-            state = self._state(request, one, flag)
-            state.deadline = deadline
-            runs.append((request, state, self._run(self._generate(request, one, state))))
         try:
+            for index in range(n):
+                one = replace(
+                    settings,
+                    seed=None if settings.seed is None else settings.seed + index,
+                    time_limit_s=None,
+                )
+                request = self._chat_request(messages, one)
+                state = self._state(request, one, flag)
+                state.deadline = deadline
+                runs.append((request, state, self._run(self._generate(request, one, state))))
             results = [self._outcome(future, request, state) for request, state, future in runs]
         except BaseException:
-            flag.cancel()  # Ctrl-C while waiting: nobody is left to read the answers
+            flag.cancel()  # Ctrl-C, or closed midway: nobody is left to read the answers sent
             raise
         if all(result.stop_reason is StopReason.ERROR for result in results):
             raise EngineError(results[0].error or "the model server failed")
