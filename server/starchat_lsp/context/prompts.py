@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starchat_lsp.context import languages
-from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
+from starchat_lsp.context.other_files import OtherFile
+from starchat_lsp.engine.base import ChatMessage, CompletionPrompt, OtherFiles
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful, precise coding assistant. Answer briefly and put code in fenced blocks."
@@ -283,6 +284,8 @@ def build_completion_prompt(
     path: str | None = None,
     *,
     line_in_middle: bool = True,
+    other_files: tuple[OtherFile, ...] = (),
+    workspace: tuple[str, str] = ("", ""),
 ) -> CompletionPrompt:
     """A raw completion prompt; a comment naming the file heads it when we know how to comment.
 
@@ -290,14 +293,27 @@ def build_completion_prompt(
     the answer's beginning (llama.cpp server's infill does the same): typing on the line then
     changes only the prompt's last tokens, where before it changed everything from the cursor
     on, the text after the cursor included, which the model then read again at each key.
+    `other_files` go ahead of it all (the engine renders them, see `OtherFiles`); `workspace`
+    is the workspace folder's name and the document's path in it.
     """
     header = languages.comment_line(language, path) if path else None
     middle = ""
     if suffix is not None and line_in_middle:
         head, newline, middle = prefix.rpartition("\n")
         prefix = head + newline
+    files = None
+    if other_files:
+        files = OtherFiles(
+            repo=workspace[0],
+            path=workspace[1],
+            files=tuple((f.path, f.text) for f in other_files),
+            comment=languages.LINE_COMMENTS.get(language or "", ""),
+        )
     return CompletionPrompt(
-        prefix=f"{header}\n{prefix}" if header else prefix, suffix=suffix, middle=middle
+        prefix=f"{header}\n{prefix}" if header else prefix,
+        suffix=suffix,
+        middle=middle,
+        other_files=files,
     )
 
 
@@ -313,13 +329,19 @@ def build_cursor_completion_prompt(
     one_line: bool = True,
     instruction: str | None = None,
     system_prompt: str | None = None,
+    other_files: tuple[OtherFile, ...] = (),
 ) -> list[ChatMessage]:
-    """For a model without fill-in-the-middle: ask in chat for the code at a cursor marker."""
+    """For a model without fill-in-the-middle: ask in chat for the code at a cursor marker.
+
+    `other_files` come first, as definitions from other files, so that their tokens stay cached.
+    """
     where = f" in {path}" if path else ""
     asked = f"\nThe comment above it asks: {instruction.strip()}" if instruction else ""
     amount = "the rest of that line" if one_line else "the lines that go there"
+    definitions = "".join(f"{f.path}:\n{_fence(f.text, language)}\n\n" for f in other_files)
     user = (
-        f"Complete my {_named(language)}{where} at {CURSOR}.{asked}\n\n"
+        (f"Definitions from other files that my code uses:\n\n{definitions}" if definitions else "")
+        + f"Complete my {_named(language)}{where} at {CURSOR}.{asked}\n\n"
         f"{_fence(prefix + CURSOR + suffix, language)}\n\n"
         f"Reply with only the code that replaces {CURSOR} ({amount}), in one "
         f"```{_tag(language)} block, without repeating the code before or after it."

@@ -102,6 +102,11 @@ def _tree(text: str, language: str) -> tree_sitter.Tree | None:
     return tree
 
 
+def tree(text: str, language: str) -> tree_sitter.Tree | None:
+    """The (cached) syntax tree of `text`; None when the language has no grammar. Read only."""
+    return _tree(text, language)
+
+
 def adopt(text: str, language: str, tree: tree_sitter.Tree | None) -> None:
     """Make `tree` the one every function here uses for `text`."""
     with _TREES_LOCK:

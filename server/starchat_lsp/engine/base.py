@@ -24,6 +24,22 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OtherFiles:
+    """Code from other files of the workspace, put ahead of the document in a completion prompt.
+
+    With the model's repo-level tokens (Qwen2.5-Coder's `<|repo_name|>`, `<|file_sep|>`) in its
+    own format, as llama.cpp server's infill gives its `input_extra`: the repository's name, each
+    file's path and text, then the document's path, all before the fill-in-the-middle prefix.
+    Without them, at the prefix's start, each file under a comment line `# from path:`.
+    """
+
+    repo: str  # the workspace folder's name
+    path: str  # the document's path in it
+    files: tuple[tuple[str, str], ...]  # (path, text) of each other file
+    comment: str = "#"  # the document language's line comment; "" when it has none
+
+
+@dataclass(frozen=True, kw_only=True)
 class CompletionPrompt:
     """A raw completion prompt; with a `suffix` the backend uses fill-in-the-middle if it can.
 
@@ -36,6 +52,7 @@ class CompletionPrompt:
     prefix: str
     suffix: str | None = None
     middle: str = ""
+    other_files: OtherFiles | None = None  # ahead of the prefix (OtherFiles says how)
 
 
 @dataclass(frozen=True, kw_only=True)

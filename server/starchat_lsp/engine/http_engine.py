@@ -270,7 +270,7 @@ class HttpEngine:
         settings: GenerationSettings,
         cancel: CancelFlag | None = None,
     ) -> TextStream:
-        text = prompt.prefix + prompt.middle  # no FIM route here: the suffix is not sent
+        text = templates.plain_completion(prompt)  # no FIM route here: the suffix is not sent
         tokens_in = estimate_tokens(text)
         if self._settings.api == "tgi":
             return self._stream(self._tgi_request(text, settings, tokens_in, ()), settings, cancel)

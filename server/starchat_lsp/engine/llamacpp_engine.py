@@ -117,6 +117,7 @@ class LlamaCppEngine:
         self._end_ids: frozenset[int] = frozenset()
         self._end_strings: tuple[str, ...] = ()
         self._fim: tuple[str, str, str] | None = None
+        self._repo: tuple[str, str] | None = None  # repo-level tokens, for other files
         self._window = 0
         self.load_time_s: float | None = None
         # llama.cpp calls the abort callback from its compute threads during an eval; it asks
@@ -229,6 +230,11 @@ class LlamaCppEngine:
             if all(self._single_token(llama, token) is not None for token in token_set):
                 self._fim = token_set
                 break
+        self._repo = None
+        for pair in templates.REPO_TOKEN_SETS:
+            if all(self._single_token(llama, token) is not None for token in pair):
+                self._repo = pair
+                break
 
     @staticmethod
     def _piece(llama: Any, token_id: int) -> str:
@@ -268,8 +274,8 @@ class LlamaCppEngine:
         """Fill-in-the-middle when there is a suffix and the vocabulary has FIM tokens."""
         self.load()
         if prompt.suffix is not None and self._fim is not None:
-            return templates.fill_in_middle(self._fim, prompt)
-        return prompt.prefix + prompt.middle
+            return templates.fill_in_middle(self._fim, prompt, self._repo)
+        return templates.plain_completion(prompt, self._repo)
 
     def chat(
         self,

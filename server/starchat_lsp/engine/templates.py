@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
+from starchat_lsp.engine.base import ChatMessage, CompletionPrompt, OtherFiles
 
 # The StarChat dialogue format; used for tokenizers that bring no chat template of their own.
 STARCHAT_TEMPLATE = (
@@ -22,6 +22,8 @@ FIM_TOKEN_SETS = (
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
 )
+# Repo-level tokens (repository name, file separator): Qwen2.5-Coder, StarCoder2.
+REPO_TOKEN_SETS = (("<|repo_name|>", "<|file_sep|>"), ("<repo_name>", "<file_sep>"))
 
 
 def _vocab_id(tokenizer: Any, token: str) -> int | None:
@@ -68,20 +70,54 @@ def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def render_completion(tokenizer: Any, prompt: CompletionPrompt) -> str:
     """Fill-in-the-middle when there is a suffix and the model knows FIM tokens, else the prefix."""
+    repo = repo_tokens(tokenizer) if prompt.other_files else None
     if prompt.suffix is not None:
         tokens = fim_tokens(tokenizer)
         if tokens is not None:
-            return fill_in_middle(tokens, prompt)
-    return prompt.prefix + prompt.middle
+            return fill_in_middle(tokens, prompt, repo)
+    return plain_completion(prompt, repo)
 
 
-def fill_in_middle(tokens: tuple[str, str, str], prompt: CompletionPrompt) -> str:
-    """Prefix, suffix, then the middle so far (prefix-suffix-middle order)."""
+def plain_completion(prompt: CompletionPrompt, repo: tuple[str, str] | None = None) -> str:
+    """The prompt without fill-in-the-middle: the other files, the prefix and the middle."""
+    ahead, inside = other_files(prompt.other_files, repo)
+    return f"{ahead}{inside}{prompt.prefix}{prompt.middle}"
+
+
+def fill_in_middle(
+    tokens: tuple[str, str, str], prompt: CompletionPrompt, repo: tuple[str, str] | None = None
+) -> str:
+    """Prefix, suffix, then the middle so far (prefix-suffix-middle order); the other files
+    first, in the repo-level format when `repo` has its tokens, else at the prefix's start."""
     prefix_token, suffix_token, middle_token = tokens
+    ahead, inside = other_files(prompt.other_files, repo)
     return (
-        f"{prefix_token}{prompt.prefix}{suffix_token}{prompt.suffix or ''}"
+        f"{ahead}{prefix_token}{inside}{prompt.prefix}{suffix_token}{prompt.suffix or ''}"
         f"{middle_token}{prompt.middle}"
     )
+
+
+def other_files(files: OtherFiles | None, repo: tuple[str, str] | None) -> tuple[str, str]:
+    """The other files' text (before the FIM prefix token, after it): one of the two is empty.
+
+    With repo-level tokens, llama.cpp server's infill layout: `<|repo_name|>name`, then
+    `<|file_sep|>path` and the text for each file, then `<|file_sep|>path` of the document.
+    """
+    if files is None or not files.files:
+        return "", ""
+    if repo is not None:
+        repo_token, separator = repo
+        chunks = "".join(f"{separator}{path}\n{text}\n" for path, text in files.files)
+        return f"{repo_token}{files.repo}\n{chunks}{separator}{files.path}\n", ""
+    heading = f"{files.comment} from " if files.comment else ""
+    return "", "".join(f"{heading}{path}:\n{text}\n\n" for path, text in files.files)
+
+
+def repo_tokens(tokenizer: Any) -> tuple[str, str] | None:
+    for token_set in REPO_TOKEN_SETS:
+        if all(_vocab_id(tokenizer, token) is not None for token in token_set):
+            return token_set
+    return None
 
 
 def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:

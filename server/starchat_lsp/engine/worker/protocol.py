@@ -24,6 +24,7 @@ from starchat_lsp.engine.base import (
     CompletionPrompt,
     GenerationResult,
     GenerationSettings,
+    OtherFiles,
     StopReason,
 )
 from starchat_lsp.engine.factory import EngineSettings, HttpEngineSettings
@@ -86,12 +87,29 @@ def messages_from_wire(data: list[Message]) -> list[ChatMessage]:
 
 
 def prompt_to_wire(prompt: CompletionPrompt) -> Message:
-    return {"prefix": prompt.prefix, "suffix": prompt.suffix, "middle": prompt.middle}
+    files = prompt.other_files
+    return {
+        "prefix": prompt.prefix,
+        "suffix": prompt.suffix,
+        "middle": prompt.middle,
+        "other_files": None if files is None else dataclasses.asdict(files),
+    }
 
 
 def prompt_from_wire(data: Message) -> CompletionPrompt:
+    files = data.get("other_files")
     return CompletionPrompt(
-        prefix=data["prefix"], suffix=data.get("suffix"), middle=data.get("middle", "")
+        prefix=data["prefix"],
+        suffix=data.get("suffix"),
+        middle=data.get("middle", ""),
+        other_files=None
+        if files is None
+        else OtherFiles(
+            repo=files["repo"],
+            path=files["path"],
+            files=tuple((path, text) for path, text in files["files"]),
+            comment=files.get("comment", "#"),
+        ),
     )
 
 
