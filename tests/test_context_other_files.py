@@ -79,9 +79,7 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def gather(
-    root: Path, path: str, text: str, at: str, budget: int = 1000
-) -> tuple[OtherFile, ...]:
+def gather(root: Path, path: str, text: str, at: str, budget: int = 1000) -> tuple[OtherFile, ...]:
     document = root / path
     return other_files.gather(text, str(document), root, text.index(at), words, budget)
 
@@ -112,7 +110,9 @@ def test_the_imported_names_the_function_uses_come_in_first_use_order(workspace:
     assert perimeter == (
         'def perimeter(width, height):\n    """The length around a rectangle.\n    """'
     )
-    assert area == 'def area(width, height):\n    """The area of a rectangle."""\n    return width * height'
+    assert area == (
+        'def area(width, height):\n    """The area of a rectangle."""\n    return width * height'
+    )
     # a class: its header, docstring, fields and public methods, __init__ included
     assert square == (
         "class Square:\n"

@@ -240,6 +240,52 @@ async def test_completion_can_be_turned_off(fim: StarchatTestClient, tiny_fim_mo
     assert (await status(fim, "off")).generations == 0
 
 
+HELPERS = (
+    "def scale(value, factor=2):\n"
+    '    """Multiply the value by the factor, the way every total in this project is scaled '
+    'before it is shown to anyone."""\n'
+    "    return value * factor\n"
+)
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def in_workspace(lsp_client: StarchatTestClient, tiny_fim_model: Path, tmp_path: Path) -> Any:
+    """A server whose workspace folder is tmp_path, holding pkg/helpers.py."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "helpers.py").write_text(HELPERS)
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            initialization_options=options(tiny_fim_model),
+            root_uri=tmp_path.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="project")],
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_other_files_send_the_imported_definition_to_the_model(
+    in_workspace: StarchatTestClient, tiny_fim_model: Path, tmp_path: Path
+) -> None:
+    uri = (tmp_path / "app.py").as_uri()
+    text = (
+        "from pkg.helpers import scale\n\n\ndef total(values):\n    base = scale(sum(values))\n    "
+    )
+    open_document(in_workspace, uri, text)
+    await inline(in_workspace, uri, end_of(text))  # completion.other_files is off by default
+    in_workspace.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=options(tiny_fim_model, other_files=True))
+    )
+    await inline(in_workspace, uri, end_of(text))  # not the cached answer: another prompt
+    report = await status(in_workspace, "files")
+    without, with_files = (run.tokens_in for run in report.completion.recent_runs)
+    # the prompt grew by scale's definition (the tiny tokenizer: about 0.8 tokens a character)
+    assert with_files - without > len(HELPERS) // 2
+    assert report.completion.model_runs == 2
+
+
 @pytest_lsp.fixture(config=CONFIG)
 async def utf8(lsp_client: StarchatTestClient, tiny_fim_model: Path) -> Any:
     """A client that negotiates UTF-8 columns (as Neovim 0.11 does)."""

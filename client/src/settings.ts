@@ -25,6 +25,7 @@ export interface ServerSettings {
     debounce_ms: number;
     max_new_tokens: number;
     max_context_tokens: number;
+    other_files: boolean;
   };
   diagnostics: { enabled: boolean };
   verify: { enabled: boolean; candidates: number; time_budget_s: number };
@@ -47,7 +48,7 @@ export interface ServerSettings {
 export const SERVER_KEYS: { [S in keyof ServerSettings]: (keyof ServerSettings[S] & string)[] } = {
   model: ['name', 'backend', 'device', 'dtype', 'threads', 'context_size'],
   generation: ['max_new_tokens', 'temperature', 'system_prompt'],
-  completion: ['enabled', 'debounce_ms', 'max_new_tokens', 'max_context_tokens'],
+  completion: ['enabled', 'debounce_ms', 'max_new_tokens', 'max_context_tokens', 'other_files'],
   diagnostics: ['enabled'],
   verify: ['enabled', 'candidates', 'time_budget_s'],
   log: ['level'],

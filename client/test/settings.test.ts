@@ -51,6 +51,7 @@ test('the defaults give the server shape of docs/protocol.md', () => {
     debounce_ms: 150,
     max_new_tokens: 128,
     max_context_tokens: 1024,
+    other_files: false,
   });
   assert.deepEqual(settings.diagnostics, { enabled: true });
   assert.deepEqual(settings.verify, { enabled: true, candidates: 4, time_budget_s: 0 });

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from starchat_lsp.context import other_files as workspace_files
 from starchat_lsp.context import prompts, syntax
 from starchat_lsp.context.completion_cleaning import clean_completion
 from starchat_lsp.context.completion_scope import Scope, completion_scope
@@ -111,21 +113,39 @@ def complete(
     system_prompt: str | None = None,
     fill_in_middle: bool | None = None,
     line_in_middle: bool = True,
+    workspace: Path | None = None,
+    other_files: bool = False,
 ) -> Completion:
     """On the model's thread: ask for the completion at `offset` and clean the answer.
 
     A line gets at most LINE_MAX_NEW_TOKENS of `max_new_tokens`; `max_context_tokens` bounds the
-    text around the cursor that the model sees. `fill_in_middle` False asks by the chat prompt
-    even when the model can fill in the middle (the eval compares the two); None: when it can.
-    `line_in_middle` False puts the whole cursor line before the suffix, as a plain
-    prefix-suffix-middle prompt does (see `prompts.build_completion_prompt`; the eval compares).
+    text the model sees. `fill_in_middle` False asks by the chat prompt even when the model can
+    fill in the middle (the eval compares the two); None: when it can. `line_in_middle` False
+    puts the whole cursor line before the suffix, as a plain prefix-suffix-middle prompt does
+    (see `prompts.build_completion_prompt`; the eval compares). With `other_files` and a
+    `workspace` folder, the definitions from its other files that the cursor's scope uses go
+    ahead of the text (`context.other_files`), taking up to a quarter of `max_context_tokens`
+    from the text around the cursor.
     """
-    prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, max_context_tokens)
+    found: tuple[workspace_files.OtherFile, ...] = ()
+    if other_files and workspace is not None and path:
+        share = workspace_files.budget(max_context_tokens)
+        found = workspace_files.gather(text, path, workspace, offset, engine.count_tokens, share)
+    window = max_context_tokens - sum(
+        engine.count_tokens(f"{f.path}\n{f.text}\n") + 2 for f in found
+    )
+    prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, window)
     one_line = scope is Scope.LINE
     max_new = min(LINE_MAX_NEW_TOKENS, max_new_tokens) if one_line else max_new_tokens
     if engine.fill_in_middle and fill_in_middle is not False:
         prompt = prompts.build_completion_prompt(
-            prefix, suffix, language, path, line_in_middle=line_in_middle
+            prefix,
+            suffix,
+            language,
+            path,
+            line_in_middle=line_in_middle,
+            other_files=found,
+            workspace=_names_in(workspace, path) if found else ("", ""),
         )
         settings = GenerationSettings(
             max_new_tokens=max_new,
@@ -143,6 +163,7 @@ def complete(
             one_line=one_line,
             instruction=nearest_instruction(text, language, line),
             system_prompt=system_prompt,
+            other_files=found,
         )
         # a chat answer opens a fence first: room for it and for the closing one
         settings = GenerationSettings(max_new_tokens=max_new + 16, interactive=True)
@@ -150,6 +171,16 @@ def complete(
     result = stream.finish()
     cleaned = clean_completion(result.text, text, offset, scope, language)
     return Completion(cleaned, scope, result)
+
+
+def _names_in(workspace: Path | None, path: str | None) -> tuple[str, str]:
+    """The workspace folder's name and the document's path in it (its file name if outside)."""
+    if workspace is None or not path:
+        return "", ""
+    document = Path(path).resolve()
+    root = workspace.resolve()
+    inside = document.relative_to(root).as_posix() if document.is_relative_to(root) else None
+    return root.name, inside or document.name
 
 
 class CompletionCache:

@@ -56,6 +56,9 @@ class CompletionOptions:
     debounce_ms: int = 150  # wait after the last keystroke before asking the model
     max_new_tokens: int = 128  # for a block; one line gets at most 48
     max_context_tokens: int = 1024  # text around the cursor that the model sees
+    # definitions from other workspace files that the cursor's code uses, ahead of the text
+    # (up to a quarter of max_context_tokens); off until `eval complete` shows it helps
+    other_files: bool = False
 
 
 @dataclass(kw_only=True)

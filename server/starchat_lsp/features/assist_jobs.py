@@ -195,12 +195,12 @@ def verify_options(server: StarchatServer, path: str | None) -> pipeline.VerifyO
     return pipeline.VerifyOptions(
         candidates=options.candidates,
         time_budget_s=options.time_budget_s or None,
-        workspace=_workspace_folder(server, path),
+        workspace=workspace_folder(server, path),
     )
 
 
-def _workspace_folder(server: StarchatServer, path: str | None) -> Path | None:
-    """The workspace folder the document is in: where its tests are looked for."""
+def workspace_folder(server: StarchatServer, path: str | None) -> Path | None:
+    """The workspace folder the document is in: where its tests and the files it imports are."""
     if path is None:
         return None
     document = Path(path)

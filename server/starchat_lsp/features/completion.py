@@ -19,6 +19,7 @@ from starchat_lsp import completion
 from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult
 from starchat_lsp.errors import EngineError
+from starchat_lsp.features.assist_jobs import workspace_folder
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ async def completion_at(
     language, scope = completion.scope_at(text, offset, document.path)
     if scope is Scope.NONE:
         return None
-    model = server.settings.model.name
+    # other files change the prompt: their answers are not those asked without them
+    model = server.settings.model.name + (" +files" if options.other_files else "")
+    workspace = workspace_folder(server, document.path) if options.other_files else None
     prefix, suffix = text[:offset], text[offset:]
     cached = server.completion_cache.get(model, prefix, suffix)
     if cached is not None:
@@ -109,6 +112,8 @@ async def completion_at(
                 max_context_tokens=options.max_context_tokens,
                 flag=flag,
                 system_prompt=server.settings.generation.system_prompt or None,
+                workspace=workspace,
+                other_files=options.other_files,
             )
             # here, not after the await: a request cancelled meanwhile still ran the model
             server.completion_runs.add(answer.result)
