@@ -221,12 +221,16 @@ class Recording:
         return self.engine.chat(messages, settings, cancel)
 
 
-def editor_suggestion(engine: Recording, path: Path, text: str, offset: int) -> str:
-    """What the LSP glue (features/completion.py) offers at the offset, run in-process."""
+def editor_suggestion(
+    engine: Recording, path: Path, text: str, offset: int, workspace_root: Path | None = None
+) -> str:
+    """What the LSP glue (features/completion.py) offers at the offset, run in-process; with a
+    workspace folder, with completion.other_files on."""
     settings = Settings()
     settings.completion.debounce_ms = 0
     settings.completion.max_new_tokens = 24
-    workspace = Workspace(None)
+    settings.completion.other_files = workspace_root is not None
+    workspace = Workspace(workspace_root.as_uri() if workspace_root else None)
     uri = path.as_uri()
     workspace.put_text_document(
         types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
@@ -268,6 +272,56 @@ def test_each_hole_asks_the_engine_what_the_editor_asks(
             assert engine.calls[len(asked) :] == asked  # the same prompt, the same settings
             assert record["text"] == editor
             engine.calls.clear()
+    finally:
+        engine.engine.close()
+
+
+REPORT = '''"""Reports on shapes."""
+
+from geometry.shapes import Square, area
+
+
+def describe_all(shapes):
+    """One line per shape."""
+    lines = []
+    for kind, size in shapes:
+        lines.append(f"{kind}: {area(kind, size)}")
+    return "\\n".join(lines)
+'''
+
+
+def test_other_files_reach_the_prompt_as_the_editor_sends_them(
+    source: Path, tiny_fim_model: Path
+) -> None:
+    path = source / "report.py"
+    path.write_text(REPORT)
+    start = REPORT.index("return ") + len("return ")  # after the call to area
+    end = REPORT.index("\n", start)
+    hole = holes.Hole(
+        id="rest-01",
+        kind="rest",
+        path="report.py",
+        start=start,
+        end=end,
+        line=REPORT.count("\n", 0, start),
+        expected=REPORT[start:end],
+        sha256=holes.sha256(REPORT),
+    )
+    mode = complete_runner.Mode.parse("tiny", "fim+files", 1024)
+    assert mode.label == "tiny fim+files 1024" and mode.prompt == "fim" and mode.other_files
+    engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))
+    try:
+        document, offset = hole.document(REPORT)
+        editor = editor_suggestion(engine, path, document, offset, workspace_root=source)
+        asked = engine.calls[:]
+        record = complete_runner.complete_hole(engine, hole, REPORT, str(path), mode, 24, source)
+        assert engine.calls[len(asked) :] == asked  # the same prompt, the same settings
+        files = asked[0][1].other_files
+        assert files.repo == "src" and files.path == "report.py"
+        [(shapes, definitions)] = files.files
+        assert shapes == "geometry/shapes.py"
+        assert definitions.startswith('def area(kind, size):\n    """The area of a shape')
+        assert record["other_files"] is True and record["text"] == editor
     finally:
         engine.engine.close()
 

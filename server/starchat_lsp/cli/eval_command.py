@@ -157,7 +157,9 @@ def _register_complete(actions: Any) -> None:
         default="fim,chat",
         help="the prompts to compare: fim (fill-in-the-middle, for a model that has it, with the "
         "cursor line's start after the middle token), fim-psm (fill-in-the-middle with the whole "
-        "text before the cursor ahead of the text after it), chat (default: fim,chat)",
+        "text before the cursor ahead of the text after it), chat (default: fim,chat); each with "
+        "+files (fim+files) also gives the definitions from other files of --source that the "
+        "hole's code uses (completion.other_files)",
     )
     complete.add_argument(
         "--context-tokens",
@@ -320,7 +322,7 @@ def _choices(value: str, known: tuple[str, ...], option: str) -> tuple[str, ...]
 
 def run_complete(args: argparse.Namespace) -> int:
     kinds = _choices(args.kinds, holes.KINDS, "--kinds")
-    prompts = _choices(args.modes, complete_runner.PROMPTS, "--modes")
+    prompts = _choices(args.modes, complete_runner.MODES, "--modes")
     contexts = list(dict.fromkeys(args.context_tokens or [CompletionOptions().max_context_tokens]))
     _positive(args.count, "--count")
     _positive(args.max_new_tokens, "--max-new-tokens")
@@ -350,11 +352,7 @@ def run_complete(args: argparse.Namespace) -> int:
         raise UserError(f"can't write the run folder {args.out}: {error.strerror}") from None
     complete_runner.note_run(args.out, command=shlex.join(["starchat-lsp", *sys.argv[1:]]))
     for name in models:
-        modes = [
-            complete_runner.Mode(model=name, prompt=p, context_tokens=c)
-            for p in prompts
-            for c in contexts
-        ]
+        modes = [complete_runner.Mode.parse(name, p, c) for p in prompts for c in contexts]
         todo = {mode: complete_runner.pending(args.out, mode, cut) for mode in modes}
         if not any(todo.values()):
             terminal.stderr.print(f"{name}: all {len(cut)} holes already filled in every mode")

@@ -58,8 +58,9 @@ def _run_section(manifest: dict[str, Any], cut: list[dict[str, Any]]) -> Section
         f"Completion settings: max_new_tokens {spec.get('max_new_tokens')} (a line: at most 48)",
         f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores",
         "Modes: model, prompt (fim: fill-in-the-middle; chat: the chat prompt with a cursor "
-        "marker), context tokens (completion.max_context_tokens); no context from other files "
-        "(issue 16, item 3, not built)",
+        "marker; +files: with the definitions from other files of the source folder that the "
+        "hole's code uses, completion.other_files), context tokens "
+        "(completion.max_context_tokens)",
     ]
     lines += [
         f"Not run: {mode} ({why})" for mode, why in manifest.get("not_applicable", {}).items()

@@ -34,6 +34,10 @@ COMPLETIONS = "completions.jsonl"
 # whole text before the cursor ahead of the suffix; chat: a chat prompt with a cursor marker.
 PROMPTS = ("fim", "fim-psm", "chat")
 FIM_PROMPTS = ("fim", "fim-psm")
+# A prompt with this suffix (`fim+files`) also gets the definitions from other files of the
+# source folder that the hole's scope uses (completion.other_files; the folder is the workspace).
+WITH_FILES = "+files"
+MODES = tuple(p + s for p in PROMPTS for s in ("", WITH_FILES))
 NOTHING = {"status": "fail", "detail": "nothing suggested", "duration_s": 0.0}
 
 # Runs in the sandbox after the file with the completion: the function's docstring examples,
@@ -78,17 +82,26 @@ class HoleSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class Mode:
-    """One way of completing: a model, its prompt (fim or chat) and its context budget."""
+    """One way of completing: a model, its prompt (fim or chat), its context budget, and
+    whether the prompt also has the definitions from other files that the code uses."""
 
     model: str
     prompt: str  # one of PROMPTS
     context_tokens: int  # completion.max_context_tokens
-    # Hook for issue 16 item 3, context from other files of the workspace: not built yet.
-    other_files: bool = False
+    other_files: bool = False  # completion.other_files, the source folder as the workspace
+
+    @classmethod
+    def parse(cls, model: str, mode: str, context_tokens: int) -> Mode:
+        """A mode from its name in `--modes`: a prompt, `+files` for the other files."""
+        prompt = mode.removesuffix(WITH_FILES)
+        return cls(
+            model=model, prompt=prompt, context_tokens=context_tokens, other_files=prompt != mode
+        )
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.prompt} {self.context_tokens}"
+        files = WITH_FILES if self.other_files else ""
+        return f"{self.model} {self.prompt}{files} {self.context_tokens}"
 
 
 def machine() -> dict[str, Any]:
@@ -204,14 +217,19 @@ def pending(out: Path, mode: Mode, cut: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def complete_hole(
-    engine: Engine, hole: holes.Hole, original: str, path: str, mode: Mode, max_new_tokens: int
+    engine: Engine,
+    hole: holes.Hole,
+    original: str,
+    path: str,
+    mode: Mode,
+    max_new_tokens: int,
+    workspace: Path | None = None,
 ) -> dict[str, Any]:
     """Ask for the hole as the editor asks at that cursor, and score what it would insert.
 
-    `original` is the file's text, `path` where it is (what the editor gives as the document's).
+    `original` is the file's text, `path` where it is (what the editor gives as the document's),
+    `workspace` the folder the other files come from when the mode has them.
     """
-    if mode.other_files:
-        raise NotImplementedError("context from other files (issue 16, item 3) is not built yet")
     document, offset = hole.document(original)
     language, scope = completion.scope_at(document, offset, path)
     text, seconds, result = "", 0.0, None
@@ -229,6 +247,8 @@ def complete_hole(
             flag=CancelFlag(),
             fill_in_middle=mode.prompt in FIM_PROMPTS,
             line_in_middle=mode.prompt != "fim-psm",
+            workspace=workspace,
+            other_files=mode.other_files,
         )
         seconds = time.monotonic() - started
         result = answer.result
@@ -275,7 +295,9 @@ def run_mode(
                 "use another --out folder"
             )
         path = str(settings.source / hole.path)
-        record = complete_hole(engine, hole, original, path, mode, settings.max_new_tokens)
+        record = complete_hole(
+            engine, hole, original, path, mode, settings.max_new_tokens, settings.source
+        )
         if data.get("doctest_runs"):
             filled = hole.filled(original, record["text"])
             record["doctest"] = run_doctest(hole, filled, limits) if record["text"] else NOTHING
