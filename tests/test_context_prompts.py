@@ -113,19 +113,19 @@ def test_completion_prompt_heads_the_prefix_with_the_path() -> None:
     assert prompts.build_completion_prompt("SEL", None, "sql", "q.sql").prefix == "-- q.sql\nSEL"
     assert prompts.build_completion_prompt("x", None, None, "README").prefix == "x"
     assert prompts.build_completion_prompt("x", "y", "python") == CompletionPrompt(
-        prefix="", suffix="y", middle="x"
+        prefix="x", suffix="y"
     )
 
 
-def test_fill_in_the_middle_puts_the_cursor_line_start_after_the_middle_token() -> None:
-    prompt = prompts.build_completion_prompt("a = 1\n    b = ", "\nc = 3\n", "python", "s.py")
+def test_fill_in_the_middle_can_put_the_cursor_line_start_after_the_middle_token() -> None:
+    psm = prompts.build_completion_prompt("a = 1\n    b = ", "\nc = 3\n", "python", "s.py")
+    assert psm == CompletionPrompt(prefix="# s.py\na = 1\n    b = ", suffix="\nc = 3\n")
+    prompt = prompts.build_completion_prompt(
+        "a = 1\n    b = ", "\nc = 3\n", "python", "s.py", line_in_middle=True
+    )
     assert prompt == CompletionPrompt(
         prefix="# s.py\na = 1\n", suffix="\nc = 3\n", middle="    b = "
     )
-    psm = prompts.build_completion_prompt(
-        "a = 1\n    b = ", "\nc = 3\n", "python", "s.py", line_in_middle=False
-    )
-    assert psm == CompletionPrompt(prefix="# s.py\na = 1\n    b = ", suffix="\nc = 3\n")
     qwen = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
     assert templates.fill_in_middle(qwen, prompt) == (
         "<|fim_prefix|># s.py\na = 1\n<|fim_suffix|>\nc = 3\n<|fim_middle|>    b = "

@@ -112,7 +112,7 @@ def complete(
     flag: CancelFlag,
     system_prompt: str | None = None,
     fill_in_middle: bool | None = None,
-    line_in_middle: bool = True,
+    line_in_middle: bool = False,
     workspace: Path | None = None,
     other_files: bool = False,
 ) -> Completion:
@@ -120,9 +120,9 @@ def complete(
 
     A line gets at most LINE_MAX_NEW_TOKENS of `max_new_tokens`; `max_context_tokens` bounds the
     text the model sees. `fill_in_middle` False asks by the chat prompt even when the model can
-    fill in the middle (the eval compares the two); None: when it can. `line_in_middle` False
-    puts the whole cursor line before the suffix, as a plain prefix-suffix-middle prompt does
-    (see `prompts.build_completion_prompt`; the eval compares). With `other_files` and a
+    fill in the middle (the eval compares the two); None: when it can. `line_in_middle` puts the
+    cursor line's start after the middle token (see `prompts.build_completion_prompt`; it lost
+    quality in the eval, so it is off). With `other_files` and a
     `workspace` folder, the definitions from its other files that the cursor's scope uses go
     ahead of the text (`context.other_files`), taking up to a quarter of `max_context_tokens`
     from the text around the cursor.

@@ -155,9 +155,9 @@ def _register_complete(actions: Any) -> None:
     complete.add_argument(
         "--modes",
         default="fim,chat",
-        help="the prompts to compare: fim (fill-in-the-middle, for a model that has it, with the "
-        "cursor line's start after the middle token), fim-psm (fill-in-the-middle with the whole "
-        "text before the cursor ahead of the text after it), chat (default: fim,chat); each with "
+        help="the prompts to compare: fim (fill-in-the-middle, for a model that has it), "
+        "fim-line (fill-in-the-middle with the cursor line's start after the middle token), chat "
+        "(default: fim,chat); each with "
         "+files (fim+files) also gives the definitions from other files of --source that the "
         "hole's code uses (completion.other_files)",
     )

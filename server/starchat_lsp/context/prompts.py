@@ -283,16 +283,18 @@ def build_completion_prompt(
     language: str | None,
     path: str | None = None,
     *,
-    line_in_middle: bool = True,
+    line_in_middle: bool = False,
     other_files: tuple[OtherFile, ...] = (),
     workspace: tuple[str, str] = ("", ""),
 ) -> CompletionPrompt:
     """A raw completion prompt; a comment naming the file heads it when we know how to comment.
 
     With a suffix and `line_in_middle`, the cursor line's start goes after the middle token, as
-    the answer's beginning (llama.cpp server's infill does the same): typing on the line then
-    changes only the prompt's last tokens, where before it changed everything from the cursor
-    on, the text after the cursor included, which the model then read again at each key.
+    the answer's beginning (llama.cpp server's infill does the same with its `prompt`): typing
+    on the line then changes only the prompt's last tokens, where the plain layout changes
+    everything from the cursor on, the text after the cursor included. It is off: on 32
+    `eval complete` holes, qwen2.5-coder-1.5b matched 4 exactly this way against 11 with the
+    plain layout (it went on from a trailing space with another one, or ended the line at once).
     `other_files` go ahead of it all (the engine renders them, see `OtherFiles`); `workspace`
     is the workspace folder's name and the document's path in it.
     """

@@ -30,10 +30,10 @@ from starchat_lsp.eval.complete_scores import edit_similarity, exact_match, pars
 KIND = "completion"  # run.json's "kind": what `eval report` looks for
 HOLES = "holes.jsonl"
 COMPLETIONS = "completions.jsonl"
-# fim: the product's prompt (the cursor line's start after the middle token); fim-psm: the
-# whole text before the cursor ahead of the suffix; chat: a chat prompt with a cursor marker.
-PROMPTS = ("fim", "fim-psm", "chat")
-FIM_PROMPTS = ("fim", "fim-psm")
+# fim: the product's prompt (prefix, suffix, middle); fim-line: the cursor line's start after
+# the middle token, measured worse (docs/eval/README.md); chat: a chat prompt with a cursor marker.
+PROMPTS = ("fim", "fim-line", "chat")
+FIM_PROMPTS = ("fim", "fim-line")
 # A prompt with this suffix (`fim+files`) also gets the definitions from other files of the
 # source folder that the hole's scope uses (completion.other_files; the folder is the workspace).
 WITH_FILES = "+files"
@@ -246,7 +246,7 @@ def complete_hole(
             max_context_tokens=mode.context_tokens,
             flag=CancelFlag(),
             fill_in_middle=mode.prompt in FIM_PROMPTS,
-            line_in_middle=mode.prompt != "fim-psm",
+            line_in_middle=mode.prompt == "fim-line",
             workspace=workspace,
             other_files=mode.other_files,
         )
