@@ -211,27 +211,32 @@ class TransformersEngine:
         if flag.cancelled:
             stopper.end_all(StopReason.CANCELLED)
             return
-        sampling = settings.temperature > 0
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
-        eos_ids = self._eos_ids()
         with torch.inference_mode():
             loaded.model.generate(
                 **inputs,
+                **self._generation_options(settings),
                 cache=DynamicCache(config=loaded.model.config),
-                max_new_tokens=settings.max_new_tokens,
-                do_sample=sampling,
                 num_return_sequences=rows,
-                temperature=settings.temperature if sampling else None,
-                top_p=settings.top_p if sampling else None,
-                top_k=None,
-                eos_token_id=eos_ids,
-                pad_token_id=loaded.tokenizer.pad_token_id
-                if loaded.tokenizer.pad_token_id is not None
-                else eos_ids[0],
                 stopping_criteria=StoppingCriteriaList([stopper]),
             )
         stopper.end_all(StopReason.LENGTH)  # the rows still open ran to max_new_tokens
+
+    def _generation_options(self, settings: GenerationSettings) -> dict[str, Any]:
+        """generate()'s sampling and ending arguments, the same for one answer and for rows."""
+        sampling = settings.temperature > 0
+        eos_ids = self._eos_ids()
+        pad = self.loaded.tokenizer.pad_token_id
+        return {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": sampling,
+            "temperature": settings.temperature if sampling else None,
+            "top_p": settings.top_p if sampling else None,
+            "top_k": None,
+            "eos_token_id": eos_ids,
+            "pad_token_id": pad if pad is not None else eos_ids[0],
+        }
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
@@ -308,25 +313,15 @@ class TransformersEngine:
             if flag.cancelled:  # cancelled while it waited in the queue: don't start at all
                 stopper.reason = StopReason.CANCELLED
                 return
-            sampling = settings.temperature > 0
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            eos_ids = self._eos_ids()
             kind = settings.interactive
             cache = self._reusable_cache(inputs["input_ids"][0].tolist(), stopper, kind)
             with torch.inference_mode():
                 sequences = loaded.model.generate(
                     **inputs,
+                    **self._generation_options(settings),
                     cache=cache,
-                    max_new_tokens=settings.max_new_tokens,
-                    do_sample=sampling,
-                    temperature=settings.temperature if sampling else None,
-                    top_p=settings.top_p if sampling else None,
-                    top_k=None,
-                    eos_token_id=eos_ids,
-                    pad_token_id=loaded.tokenizer.pad_token_id
-                    if loaded.tokenizer.pad_token_id is not None
-                    else eos_ids[0],
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([stopper]),
                 )
