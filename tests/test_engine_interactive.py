@@ -19,7 +19,7 @@ from starchat_lsp.engine.base import Engine, TextStream
 from starchat_lsp.engine.factory import EngineSettings, create_engine
 from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 from starchat_lsp.engine.transformers_engine import TransformersEngine
-from test_engine_llamacpp import COUNTING, LONG, MODEL, _gguf
+from test_engine_llamacpp import COUNTING, LONG, MODEL, small_llama
 
 pytestmark = pytest.mark.default_model
 
@@ -34,11 +34,7 @@ INTERACTIVE = GenerationSettings(max_new_tokens=6, interactive=True)
 
 @pytest.fixture(scope="module")
 def llama() -> Iterator[LlamaCppEngine]:
-    pytest.importorskip("llama_cpp", reason="pip install 'starchat-lsp[llamacpp]'")
-    engine = LlamaCppEngine(str(_gguf()), name=MODEL)
-    engine.load()
-    yield engine
-    engine.close()
+    yield from small_llama()
 
 
 @pytest.fixture(scope="module", params=["llamacpp", "transformers"])

@@ -56,13 +56,18 @@ def _gguf() -> Path:
     return resolved.gguf_path
 
 
-@pytest.fixture(scope="module")
-def llama() -> Iterator[LlamaCppEngine]:
+def small_llama() -> Iterator[LlamaCppEngine]:
+    """The small model on llama.cpp, loaded, closed after: for module-scoped fixtures."""
     pytest.importorskip("llama_cpp", reason="pip install 'starchat-lsp[llamacpp]'")
     engine = LlamaCppEngine(str(_gguf()), name=MODEL)
     engine.load()
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="module")
+def llama() -> Iterator[LlamaCppEngine]:
+    yield from small_llama()
 
 
 @pytest.fixture(scope="module", params=["llamacpp", "transformers"])

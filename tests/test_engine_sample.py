@@ -26,7 +26,7 @@ from starchat_lsp.engine.factory import EngineSettings, create_engine, open_engi
 from starchat_lsp.engine.llamacpp_batch import MAX_SEQUENCES, group_size
 from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 from test_engine_interactive import CURSOR, INTERACTIVE
-from test_engine_llamacpp import HELLO, MODEL, _gguf
+from test_engine_llamacpp import HELLO, MODEL, small_llama
 
 pytestmark = pytest.mark.default_model
 
@@ -39,11 +39,7 @@ ENDLESS_SETTINGS = GenerationSettings(max_new_tokens=2000, temperature=1.0, seed
 
 @pytest.fixture(scope="module")
 def llama() -> Iterator[LlamaCppEngine]:
-    pytest.importorskip("llama_cpp", reason="pip install 'starchat-lsp[llamacpp]'")
-    engine = LlamaCppEngine(str(_gguf()), name=MODEL)
-    engine.load()
-    yield engine
-    engine.close()
+    yield from small_llama()
 
 
 def common_prefix(a: str, b: str) -> int:
