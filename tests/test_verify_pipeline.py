@@ -76,15 +76,15 @@ def verify(
     )
 
 
-def test_an_unchanged_draft_is_answered_by_asking_again_with_what_was_wrong() -> None:
+def test_a_sampled_fix_that_passes_the_users_example_replaces_an_unchanged_draft() -> None:
     renamed = "def average(xs):\n    return sum(xs) / len(xs)\n"
-    draft = block(CODE, "The bug is on line 3.")  # the draft hands the code back unchanged
     engine = ScriptedEngine(
         [
-            draft,
+            block(CODE, "The bug is on line 3."),  # the draft hands the code back unchanged
             block(renamed),  # renames the function
             block(WRONG),  # changes the wrong thing
-            block(GOOD, "Line 3 divides by one too many: it must divide by len(xs)."),
+            block(GOOD),
+            "It divided by one too many: line 3 now divides by len(xs).",  # the explanation
         ]
     )
     stages: list[Stage] = []
@@ -97,29 +97,18 @@ def test_an_unchanged_draft_is_answered_by_asking_again_with_what_was_wrong() ->
     outcome = verified.outcome
     assert outcome.applicable and outcome.new_text == GOOD
     assert outcome.lines == [2]  # the changed line: where the diagnostics go
-    # a retry's answer says what was wrong before its code: no extra explanation is asked
-    assert len(engine.calls) == 4
-    assert outcome.answer.startswith("Line 3 divides by one too many")
+    assert outcome.answer.startswith("It divided by one too many")  # explains the chosen diff
+    assert "```python\n" + GOOD.rstrip("\n") + "\n```" in outcome.answer
+    explain_prompt = engine.calls[-1][-1].content
+    assert "-    return sum(xs) / (len(xs) + 1)" in explain_prompt
     problems = [c.assessment.problems for c in verified.candidates]
     assert problems[0] == ["the proposed code is the same as yours"]
     assert problems[1] == ["mean is missing from the fix"]
     assert verified.candidates[2].assessment.failed[0][0].code == "assert mean([2, 4]) == 3.0"
-    # the samples were asked as a follow-up to the draft: what was wrong, and the check to pass
-    retry = engine.calls[1]
-    assert retry[:-2] == engine.calls[0] and retry[-2] == ChatMessage("assistant", draft)
-    assert retry[-1].content.startswith("Your code is the same as mine")
-    assert "assert mean([2, 4]) == 3.0" in retry[-1].content
-    assert "First say in one or two sentences what is wrong" in retry[-1].content
-    assert [s.name for s in stages][-1] == "done" and "retrying" in [s.name for s in stages]
-
-
-def test_a_draft_that_fails_a_check_is_told_which() -> None:
-    engine = ScriptedEngine([block(WRONG, "Line 3 is off."), block(GOOD)])
-    verified = verify(engine, request(), options=VerifyOptions(time_budget_s=60, candidates=2))
-    assert verified.chosen == 1 and verified.verified
-    told = engine.calls[1][-1].content
-    assert told.startswith("With your code, this check still fails:\nassert mean([2, 4]) == 3.0")
-    assert "\nfailed: assert mean([2, 4]) == 3.0 (got 1.5)" in told  # what it gave
+    assert verified.candidates[2].assessment.failed[0][1].endswith("(got 1.5)")  # what it gave
+    # the samples were asked with the example as a check to pass
+    assert "assert mean([2, 4]) == 3.0" in engine.calls[1][-1].content
+    assert [s.name for s in stages][-2:] == ["done", "explaining"]
 
 
 def test_a_draft_that_passes_stops_the_search() -> None:
@@ -138,8 +127,6 @@ def test_a_check_that_only_says_what_is_wrong_does_not_stop_the_search() -> None
     assert len(verified.candidates) == 2  # the draft passed it, and the search went on
     assert not verified.verified
     assert verified.verdict.startswith("checked: passes the example from your message")
-    # nothing concrete went wrong with the draft: the sample was asked by the fix prompt
-    assert engine.calls[2][-1].content.startswith("Fix the bug in my Python code.")
 
 
 def test_votes_decide_between_unchecked_fixes_and_duplicates_are_merged() -> None:

@@ -15,7 +15,7 @@ export const STAGE_NOTIFICATION = 'starchat/progress';
 export interface StageParams {
   token: string | number | null;
   uri: string;
-  stage: 'evidence' | 'testing' | 'retrying' | 'sampling' | 'checking' | 'explaining' | 'done';
+  stage: 'evidence' | 'testing' | 'sampling' | 'checking' | 'explaining' | 'done';
   message: string;
 }
 

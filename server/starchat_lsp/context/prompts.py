@@ -164,24 +164,6 @@ def build_fix_prompt(
     return _messages(system_prompt, user)
 
 
-def build_retry_prompt(
-    messages: list[ChatMessage], answer: str, learned: list[str], language: str | None
-) -> list[ChatMessage]:
-    """Ask again after an answer that did not fix the code, saying what went wrong with it.
-
-    A follow-up turn on the first question and its answer (their tokens are still cached), as
-    a user would reply, asking for the reasoning first: small models do better when they say
-    what is wrong before they write the code.
-    """
-    told = "\n\n".join(learned)
-    question = (
-        f"{told}\n\nLook at my code again. First say in one or two sentences what is wrong "
-        f"and on which line, then give the whole corrected code in one ```{_tag(language)} "
-        "block, with the same function names and parameters."
-    )
-    return [*messages, ChatMessage("assistant", answer), ChatMessage("user", question)]
-
-
 def build_fix_explanation_prompt(
     fix_messages: list[ChatMessage], fix: str, language: str | None, diff: str
 ) -> list[ChatMessage]:
