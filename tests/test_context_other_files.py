@@ -242,12 +242,12 @@ def test_fill_in_middle_puts_the_files_ahead_in_the_repo_level_format() -> None:
     repo = ("<|repo_name|>", "<|file_sep|>")
     assert templates.fill_in_middle(fim, prompt, repo) == (
         "<|repo_name|>ws\n<|file_sep|>pkg/units.py\ndef scale(value): ...\n<|file_sep|>app.py\n"
-        "<|fim_prefix|># /ws/app.py\ndef f():\n<|fim_suffix|>\n<|fim_middle|>    return sc"
+        "<|fim_prefix|># /ws/app.py\ndef f():\n    return sc<|fim_suffix|>\n<|fim_middle|>"
     )
     # a model without repo-level tokens: a comment-headed block at the prefix's start
     assert templates.fill_in_middle(fim, prompt) == (
         "<|fim_prefix|># from pkg/units.py:\ndef scale(value): ...\n\n# /ws/app.py\ndef f():\n"
-        "<|fim_suffix|>\n<|fim_middle|>    return sc"
+        "    return sc<|fim_suffix|>\n<|fim_middle|>"
     )
     assert templates.plain_completion(prompt).startswith("# from pkg/units.py:\n")
     # none found: the prompt is what it was without
@@ -269,5 +269,5 @@ def test_the_chat_prompt_shows_the_definitions_first() -> None:
 
 def test_completion_prompt_without_files_is_unchanged() -> None:
     assert prompts.build_completion_prompt("x", "y", "python") == CompletionPrompt(
-        prefix="", suffix="y", middle="x"
+        prefix="x", suffix="y"
     )
