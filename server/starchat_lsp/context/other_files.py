@@ -22,6 +22,7 @@ import tree_sitter
 
 from starchat_lsp.context import outlines, syntax
 from starchat_lsp.context.outlines import Import
+from starchat_lsp.context.syntax import node_text
 
 SHARE = 4  # the other files get at most this part of completion.max_context_tokens
 NEARBY_LINES = 12  # outside any definition, the names used this many lines around the cursor
@@ -111,10 +112,6 @@ def _fit(
     )
 
 
-def _text(node: tree_sitter.Node | None) -> str:
-    return "" if node is None or node.text is None else node.text.decode("utf-8", "replace")
-
-
 def _overlaps(node: tree_sitter.Node, first: int, last: int) -> bool:
     return node.start_point[0] <= last and node.end_point[0] >= first
 
@@ -137,7 +134,7 @@ def _names(root: tree_sitter.Node, first: int, last: int) -> tuple[dict[str, Imp
             elif child.type in SCOPES or child.type == "decorated_definition":
                 inner = child.child_by_field_name("definition") or child
                 if node is root:
-                    local.add(_text(inner.child_by_field_name("name")))
+                    local.add(node_text(inner.child_by_field_name("name")))
                 if _overlaps(child, first, last):
                     pending.append(child)
             elif node is root and child.type == "expression_statement":
@@ -159,7 +156,7 @@ def _pattern_names(node: tree_sitter.Node | None) -> set[str]:
     if node is None:
         return set()
     if node.type == "identifier":
-        return {_text(node)}
+        return {node_text(node)}
     if node.type in ("attribute", "subscript"):
         return set()
     names: set[str] = set()
@@ -184,7 +181,7 @@ def _uses(
         if node.type in ("import_statement", "import_from_statement"):
             continue
         if node.type == "identifier" and first <= node.start_point[0] <= last:
-            name = _text(node)
+            name = node_text(node)
             if name in bindings and not _is_label(node):
                 yield name, _chain(node)
             continue
@@ -206,7 +203,7 @@ def _chain(node: tree_sitter.Node) -> tuple[str, ...]:
     while node.parent is not None and node.parent.type == "attribute":
         if node.parent.child_by_field_name("object") != node:
             break
-        chain.append(_text(node.parent.child_by_field_name("attribute")))
+        chain.append(node_text(node.parent.child_by_field_name("attribute")))
         node = node.parent
     return tuple(chain)
 

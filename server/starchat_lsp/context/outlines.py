@@ -16,6 +16,7 @@ from pathlib import Path
 import tree_sitter
 
 from starchat_lsp.context import syntax
+from starchat_lsp.context.syntax import node_text
 
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or data: not read
 SMALL_LINES = 8  # a definition this short goes whole
@@ -96,17 +97,13 @@ def _read(path: Path, size: int) -> Outline | None:
         if inner is not None:
             name = inner.child_by_field_name("name")
             if name is not None:
-                definitions[_text(name)] = node
+                definitions[node_text(name)] = node
         elif node.type == "expression_statement":
             for assigned in assigned_names(node):
                 definitions[assigned] = node
         elif node.type in ("import_statement", "import_from_statement"):
             imports.update(bound_imports(node))
     return Outline(source, definitions, imports)
-
-
-def _text(node: tree_sitter.Node | None) -> str:
-    return "" if node is None or node.text is None else node.text.decode("utf-8", "replace")
 
 
 def _definition(node: tree_sitter.Node) -> tree_sitter.Node | None:
@@ -122,7 +119,7 @@ def assigned_names(statement: tree_sitter.Node) -> list[str]:
     if child is None or child.type != "assignment":
         return []
     left = child.child_by_field_name("left")
-    return [_text(left)] if left is not None and left.type == "identifier" else []
+    return [node_text(left)] if left is not None and left.type == "identifier" else []
 
 
 def bound_imports(node: tree_sitter.Node) -> dict[str, Import]:
@@ -131,26 +128,26 @@ def bound_imports(node: tree_sitter.Node) -> dict[str, Import]:
     if node.type == "import_statement":
         for item in node.children_by_field_name("name"):
             if item.type == "aliased_import":
-                module = _text(item.child_by_field_name("name"))
-                bound[_text(item.child_by_field_name("alias"))] = Import(module, 0, None)
+                module = node_text(item.child_by_field_name("name"))
+                bound[node_text(item.child_by_field_name("alias"))] = Import(module, 0, None)
             else:  # `import a.b` binds `a`, the top package
-                module = _text(item)
+                module = node_text(item)
                 bound[module.split(".")[0]] = Import(module.split(".")[0], 0, None)
         return bound
     source = node.child_by_field_name("module_name")
     if source is None:
         return bound
-    level, module = 0, _text(source)
+    level, module = 0, node_text(source)
     if source.type == "relative_import":
-        level = len(_text(source.named_children[0])) if source.named_children else 1
+        level = len(node_text(source.named_children[0])) if source.named_children else 1
         dotted = next((c for c in source.named_children if c.type == "dotted_name"), None)
-        module = _text(dotted)
+        module = node_text(dotted)
     for item in node.children_by_field_name("name"):
         if item.type == "aliased_import":
-            name = _text(item.child_by_field_name("name"))
-            bound[_text(item.child_by_field_name("alias"))] = Import(module, level, name)
+            name = node_text(item.child_by_field_name("name"))
+            bound[node_text(item.child_by_field_name("alias"))] = Import(module, level, name)
         else:
-            bound[_text(item)] = Import(module, level, _text(item))
+            bound[node_text(item)] = Import(module, level, node_text(item))
     return bound
 
 
@@ -186,7 +183,7 @@ def _docstring(source: bytes, body: tree_sitter.Node | None) -> str | None:
         kept.append(line)
     if len(kept) == len(lines):
         return "\n".join(kept)
-    raw = _text(string).lstrip("rRuUbBfF")
+    raw = node_text(string).lstrip("rRuUbBfF")
     quote = raw[:3] if raw[:3] in ('"""', "'''") else raw[:1]
     indent = kept[0][: len(kept[0]) - len(kept[0].lstrip())]
     return "\n".join([*kept, indent + quote])
@@ -222,7 +219,7 @@ def _class(source: bytes, statement: tree_sitter.Node, inner: tree_sitter.Node) 
     for member in members[1:] if doc else members:
         definition = _definition(member)
         if definition is not None:
-            name = _text(definition.child_by_field_name("name"))
+            name = node_text(definition.child_by_field_name("name"))
             if name.startswith("_") and name not in CALLED_DUNDERS:
                 continue  # private, or called by Python itself: not what another file calls
             parts.append(_header(source, member, definition) + " ...")

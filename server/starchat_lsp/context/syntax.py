@@ -122,27 +122,28 @@ def _last_row(node: tree_sitter.Node) -> int:
     return row - 1 if column == 0 and row > node.start_point[0] else row
 
 
-def _text(node: tree_sitter.Node | None) -> str:
+def node_text(node: tree_sitter.Node | None) -> str:
+    """A node's source text; "" for none."""
     return "" if node is None or node.text is None else node.text.decode("utf-8", "replace")
 
 
 def _definition_name(node: tree_sitter.Node) -> str | None:
     name = node.child_by_field_name("name")
     if name is not None:
-        return _text(name)
+        return node_text(name)
     if node.type == "impl_item":
-        return _text(node.child_by_field_name("type")) or None
+        return node_text(node.child_by_field_name("type")) or None
     if node.type == "type_declaration":  # go: type S struct {...}
         spec = next((c for c in node.named_children if c.type == "type_spec"), None)
-        return _text(spec.child_by_field_name("name")) if spec else None
+        return node_text(spec.child_by_field_name("name")) if spec else None
     declarator = node.child_by_field_name("declarator")  # c/cpp: int *f(int a)
     while declarator is not None and declarator.child_by_field_name("declarator") is not None:
         declarator = declarator.child_by_field_name("declarator")
     if declarator is not None:
-        return _text(declarator)
+        return node_text(declarator)
     parent = node.parent  # js: const f = () => ...
     if parent is not None and parent.type == "variable_declarator":
-        return _text(parent.child_by_field_name("name")) or None
+        return node_text(parent.child_by_field_name("name")) or None
     return None
 
 
@@ -272,7 +273,7 @@ def imports(text: str, language: str) -> list[str]:
     while pending:
         node = pending.pop()
         if node.type in kinds:
-            found.append(_text(node).strip())
+            found.append(node_text(node).strip())
         elif node.type in languages.IMPORT_CONTAINERS or node.type.startswith("preproc_"):
             pending.extend(reversed(node.children))
     return found
@@ -307,14 +308,14 @@ def function_signature(text: str, language: str, name: str) -> tuple[str, list[s
 
 def _parameter_names(node: tree_sitter.Node) -> list[str]:
     if node.type in languages.IDENTIFIERS:
-        return [_text(node)]
+        return [node_text(node)]
     if node.type in {"comment", "keyword_separator", "positional_separator"}:
         return []
     if node.type == "self_parameter":
         return ["self"]
     named = node.children_by_field_name("name")
     if named:
-        return [_text(n) for n in named]
+        return [node_text(n) for n in named]
     for field in ("pattern", "declarator", "left"):
         inner = node.child_by_field_name(field)
         if inner is not None:
@@ -327,7 +328,7 @@ def _parameter_names(node: tree_sitter.Node) -> list[str]:
         ]
     if node.type == "typed_parameter" and node.named_children:
         return _parameter_names(node.named_children[0])
-    return [_text(node)]  # a destructuring pattern or `...`: as written
+    return [node_text(node)]  # a destructuring pattern or `...`: as written
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def comments(text: str, language: str, lines: tuple[int, int] | None = None) -> 
             continue
         if "comment" in node.type:
             start, end = node.start_point[0], _last_row(node)
-            words = _comment_words(_text(node))
+            words = _comment_words(node_text(node))
             previous = found[-1] if found else None
             if previous and not previous.docstring and previous.end_line == start - 1:
                 found[-1] = Comment(previous.start_line, end, f"{previous.text}\n{words}")
@@ -396,7 +397,7 @@ def comments(text: str, language: str, lines: tuple[int, int] | None = None) -> 
                 found.append(Comment(start, end, words))
         elif _is_docstring(node):
             found.append(
-                Comment(node.start_point[0], _last_row(node), _comment_words(_text(node)), True)
+                Comment(node.start_point[0], _last_row(node), _comment_words(node_text(node)), True)
             )
         else:
             pending.extend(reversed(node.children))

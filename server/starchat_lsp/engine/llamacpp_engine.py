@@ -225,16 +225,12 @@ class LlamaCppEngine:
         # The StarChat format on a vocabulary without <|end|>: stop on the markers as text.
         if template is None and self._single_token(llama, "<|end|>") is None:
             self._end_strings = ("<|end|>", "<|user|>")
-        self._fim = None
-        for token_set in templates.FIM_TOKEN_SETS:
-            if all(self._single_token(llama, token) is not None for token in token_set):
-                self._fim = token_set
-                break
-        self._repo = None
-        for pair in templates.REPO_TOKEN_SETS:
-            if all(self._single_token(llama, token) is not None for token in pair):
-                self._repo = pair
-                break
+
+        def single(token: str) -> bool:
+            return self._single_token(llama, token) is not None
+
+        self._fim = templates.first_known(templates.FIM_TOKEN_SETS, single)
+        self._repo = templates.first_known(templates.REPO_TOKEN_SETS, single)
 
     @staticmethod
     def _piece(llama: Any, token_id: int) -> str:
@@ -349,12 +345,7 @@ class LlamaCppEngine:
         outer, self._running = self._running, flag
         try:
             llama = self.llama
-            window = self._window
-            if len(tokens) >= window:
-                raise EngineError(
-                    f"the prompt has {len(tokens)} tokens: the context window holds {window}"
-                )
-            limit = min(settings.max_new_tokens, window - len(tokens))
+            limit = self._answer_limit(tokens, settings)
             answers = [
                 llamacpp_batch.Answer(
                     sequence=0,
@@ -405,6 +396,16 @@ class LlamaCppEngine:
             return answers, run
         finally:
             self._running = outer
+
+    def _answer_limit(self, tokens: list[int], settings: GenerationSettings) -> int:
+        """The new tokens an answer may have; EngineError when the prompt fills the window."""
+        window = self._window
+        if len(tokens) >= window:
+            raise EngineError(
+                f"the prompt has {len(tokens)} tokens: the context window holds {window}"
+            )
+        # Past its context window a model fails: the answer ends there (length).
+        return min(settings.max_new_tokens, window - len(tokens))
 
     @staticmethod
     def _sampled(
@@ -517,13 +518,7 @@ class LlamaCppEngine:
         self, tokens: list[int], settings: GenerationSettings, run: _Run, flag: CancelFlag
     ) -> None:
         llama = self.llama
-        window = self._window
-        if len(tokens) >= window:
-            raise EngineError(
-                f"the prompt has {len(tokens)} tokens: the context window holds {window}"
-            )
-        # Past its context window a model fails: the answer ends there (length).
-        limit = min(settings.max_new_tokens, window - len(tokens))
+        limit = self._answer_limit(tokens, settings)
         limit_s = settings.time_limit_s
         deadline = None if limit_s is None else time.monotonic() + limit_s
         sampling = settings.temperature > 0

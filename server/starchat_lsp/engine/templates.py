@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starchat_lsp.engine.base import ChatMessage, CompletionPrompt, OtherFiles
 
@@ -22,6 +23,7 @@ FIM_TOKEN_SETS = (
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
 )
+_Tokens = TypeVar("_Tokens", bound=tuple[str, ...])
 # Repo-level tokens (repository name, file separator): Qwen2.5-Coder, StarCoder2.
 REPO_TOKEN_SETS = (("<|repo_name|>", "<|file_sep|>"), ("<repo_name>", "<file_sep>"))
 
@@ -113,18 +115,17 @@ def other_files(files: OtherFiles | None, repo: tuple[str, str] | None) -> tuple
     return "", "".join(f"{heading}{path}:\n{text}\n\n" for path, text in files.files)
 
 
+def first_known(sets: tuple[_Tokens, ...], known: Callable[[str], bool]) -> _Tokens | None:
+    """The first of the token sets whose every token the vocabulary has."""
+    return next((tokens for tokens in sets if all(known(t) for t in tokens)), None)
+
+
 def repo_tokens(tokenizer: Any) -> tuple[str, str] | None:
-    for token_set in REPO_TOKEN_SETS:
-        if all(_vocab_id(tokenizer, token) is not None for token in token_set):
-            return token_set
-    return None
+    return first_known(REPO_TOKEN_SETS, lambda token: _vocab_id(tokenizer, token) is not None)
 
 
 def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:
-    for token_set in FIM_TOKEN_SETS:
-        if all(_vocab_id(tokenizer, token) is not None for token in token_set):
-            return token_set
-    return None
+    return first_known(FIM_TOKEN_SETS, lambda token: _vocab_id(tokenizer, token) is not None)
 
 
 def end_token_ids(tokenizer: Any, generation_eos: int | list[int] | None) -> list[int]:
