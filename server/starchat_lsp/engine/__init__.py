@@ -1,6 +1,7 @@
 """Model engines behind one interface (no pygls here)."""
 
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -13,6 +14,7 @@ from starchat_lsp.engine.base import (
 from starchat_lsp.errors import EngineError, ModelLoadError
 
 __all__ = [
+    "Ask",
     "CancelFlag",
     "ChatMessage",
     "CompletionPrompt",

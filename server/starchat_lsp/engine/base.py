@@ -2,14 +2,16 @@
 
 Nothing here knows about LSP or about a particular backend: the language server, the CLI and the
 eval harness all drive a model through `Engine.chat` / `Engine.complete` and read a `TextStream`;
-`Engine.sample` asks for several answers to one prompt at once (candidate fixes).
+`Engine.sample` asks for several answers to one prompt at once (candidate fixes), and
+`Engine.together` for the answers to several prompts at once (a streamed draft, candidate fixes
+and tests, in one batch where the backend can).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal, Protocol
@@ -66,6 +68,15 @@ class GenerationSettings:
     # Someone waits on it keystroke by keystroke (a completion at the cursor): a local engine
     # runs it ahead of waiting requests and between two tokens of a running one.
     interactive: bool = False
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One prompt of an `Engine.together` call, and how many answers it wants."""
+
+    messages: list[ChatMessage]
+    settings: GenerationSettings
+    n: int = 1
 
 
 class StopReason(str, Enum):
@@ -234,7 +245,70 @@ class Engine(Protocol):
         """
         ...
 
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        """The answers to several prompts: `n` for each ask, in order, decoded together where
+        the backend can (one llama.cpp batch, the prompts' shared prefix read once).
+
+        Each ask's answers are drawn as `sample` draws them (seed + i), and each ask's
+        `time_limit_s` counts from the call's start. Answer 0 of ask 0 streams: `on_text` gets
+        its text as it comes, on the thread that runs the model (keep it short). `cancel` stops
+        every answer. Raises EngineError where `chat`'s stream would.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+def together_in_turn(
+    engine: Engine,
+    asks: Sequence[Ask],
+    cancel: CancelFlag | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> list[list[GenerationResult]]:
+    """`Engine.together` one ask after another: for engines that cannot decode them together.
+
+    Ask 0's first answer streams through `chat`; the rest of ask 0 and each other ask go
+    through `sample`. A time limit counts from the call's start, as `together`'s does: an ask
+    whose time is spent (or every ask, on cancel) ends at once with no text.
+    """
+    flag = cancel or CancelFlag()
+    started = time.monotonic()
+    answers: list[list[GenerationResult]] = []
+    for number, ask in enumerate(asks):
+        left = None
+        if ask.settings.time_limit_s is not None:
+            left = ask.settings.time_limit_s - (time.monotonic() - started)
+        if ask.n < 1:
+            answers.append([])
+            continue
+        if flag.cancelled or (left is not None and left <= 0):
+            reason = StopReason.CANCELLED if flag.cancelled else StopReason.TIME
+            answers.append([_not_started(reason, []) for _ in range(ask.n)])
+            continue
+        settings = replace(ask.settings, time_limit_s=left)
+        results: list[GenerationResult] = []
+        if number == 0:
+            stream = engine.chat(ask.messages, settings, flag)
+            for chunk in stream:
+                if on_text is not None:
+                    on_text(chunk)
+            results.append(stream.result)
+            if ask.n > 1:
+                rest = replace(
+                    settings,
+                    seed=None if settings.seed is None else settings.seed + 1,
+                    time_limit_s=None if left is None else left - stream.result.total_s,
+                )
+                results += engine.sample(ask.messages, rest, ask.n - 1, flag)
+        else:
+            results = engine.sample(ask.messages, settings, ask.n, flag)
+        answers.append(results)
+    return answers
 
 
 def sample_in_turn(
