@@ -23,7 +23,7 @@ import pytest
 
 from starchat_lsp.engine import CancelFlag, ChatMessage, GenerationSettings, StopReason
 from starchat_lsp.engine.factory import EngineSettings, create_engine, open_engine
-from starchat_lsp.engine.llamacpp_batch import MAX_SEQUENCES, group_size
+from starchat_lsp.engine.llamacpp_batch import MAX_SEQUENCES, rounds
 from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 from test_engine_interactive import CURSOR, INTERACTIVE
 from test_engine_llamacpp import HELLO, MODEL, small_llama
@@ -144,11 +144,16 @@ def test_more_answers_than_sequences_go_in_groups(llama: LlamaCppEngine) -> None
     assert llama.chat(HELLO, GREEDY).finish().reused_tokens > 0
 
 
-def test_group_size_leaves_room_and_never_falls_below_one() -> None:
-    assert group_size(cells=4096, prompt=300, limit=48, n=4) == 4
-    assert group_size(cells=4096, prompt=300, limit=48, n=50) == MAX_SEQUENCES - 1
-    assert group_size(cells=4096, prompt=1000, limit=1000, n=4) == 2
-    assert group_size(cells=2048, prompt=1500, limit=500, n=4) == 1
+def test_rounds_fit_the_cache_leave_room_and_never_fall_below_one() -> None:
+    # (tokens a branch reads past sequence 0's prompt, its answers' limits)
+    assert rounds(4096, 300, [(1, [48] * 4)]) == [[0, 1, 2, 3]]
+    many = rounds(4096, 300, [(1, [48] * 50)])
+    assert [len(r) for r in many] == [MAX_SEQUENCES - 1] * 7 + [1]
+    assert rounds(4096, 1000, [(1, [1000] * 4)]) == [[0, 1], [2, 3]]
+    assert rounds(2048, 1500, [(1, [500] * 4)]) == [[0], [1], [2], [3]]
+    # a draft, three samples of another prompt (its 300 own tokens read once), four tests
+    assert rounds(4096, 400, [(1, [600]), (300, [200] * 3), (100, [256])]) == [[0, 1, 2, 3, 4]]
+    assert rounds(4096, 400, [(1, [1200]), (300, [400] * 3), (100, [256])]) == [[0, 1, 2], [3, 4]]
 
 
 def test_a_completion_runs_between_two_steps_and_the_answers_go_on(llama: LlamaCppEngine) -> None:

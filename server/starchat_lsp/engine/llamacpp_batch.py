@@ -1,11 +1,13 @@
-"""Several sampled answers to one prompt, decoded together in one llama.cpp batch per token.
+"""Answers to several prompts, decoded together in one llama.cpp batch per token.
 
 On a CPU, decoding one token is bound by reading the weights from memory: four sequences in one
-batch read them once and cost little more than one. The prompt is read once, into sequence 0 (the
-owner's prefix cache, as for chat); each answer gets a sequence of its own (1, 2, ...) that shares
-the prompt's KV cells (`llama_memory_seq_cp` only tags them) and adds its own tokens. Each step
-decodes the last token of every live answer in one `llama_batch`; each answer has its own sampler
-chain (the one `Llama.generate` builds for chat, with its own seed) and ends on its own.
+batch read them once and cost little more than one. The first prompt is read into sequence 0
+(the owner's prefix cache, as for chat). Each answer gets a sequence of its own (1, 2, ...) that
+shares the cells of the prefix its prompt has in common with sequence 0's (`llama_memory_seq_cp`
+only tags them); the rest of each prompt is read once, into every sequence of its answers, in
+batches (a `Branch`). Each step then decodes the last token of every live answer in one
+`llama_batch`; each answer has its own sampler chain (the one `Llama.generate` builds for chat,
+with its own seed), its own time limit, and ends on its own. One answer can stream its text.
 
 The context is created with a unified KV cache and room for `MAX_SEQUENCES` sequences (see
 `context_params`): without the unified cache llama.cpp splits the cells into one stream per
@@ -57,15 +59,32 @@ def context_params() -> Iterator[None]:
         low_level.llama_context_default_params = defaults
 
 
-def group_size(cells: int, prompt: int, limit: int, n: int) -> int:
-    """How many answers of up to `limit` tokens to decode together in a KV cache of `cells`.
+def rounds(cells: int, first: int, branches: list[tuple[int, list[int]]]) -> list[list[int]]:
+    """Which answers decode together: rounds of answer numbers, in order, that fit the cache.
 
-    The prompt's cells are shared; what is kept free is room for sequence 0's prompt copied back
-    after a pause, or the interactive request that runs meanwhile (a quarter of the cache at
-    least). Never fewer than one: a long answer still runs, alone.
+    `first` is sequence 0's prompt (shared); each branch is (tokens of its prompt past what it
+    shares with sequence 0, the answers' token limits). Kept free is room for sequence 0's
+    prompt copied back after a pause, or the interactive request that runs meanwhile (a quarter
+    of the cache at least). An answer that fits no round with others runs alone.
     """
-    room = cells - prompt - max(prompt, cells // 4)
-    return max(1, min(n, MAX_SEQUENCES - 1, room // max(1, limit)))
+    room = cells - first - max(first, cells // 4)
+    plan: list[list[int]] = [[]]
+    used = 0
+    started: set[int] = set()  # branches whose own tokens the current round holds
+    number = 0
+    for branch, (own, limits) in enumerate(branches):
+        for limit in limits:
+            need = limit + (0 if branch in started else own)
+            full = len(plan[-1]) >= MAX_SEQUENCES - 1 or used + need > room
+            if plan[-1] and full:
+                plan.append([])
+                used, started = 0, set()
+                need = limit + own
+            plan[-1].append(number)
+            used += need
+            started.add(branch)
+            number += 1
+    return [group for group in plan if group]
 
 
 def sampler_chain(llama: Any, settings: GenerationSettings, seed: int | None) -> Any:
@@ -105,6 +124,8 @@ class Answer:
     limit: int  # max new tokens (within the context window)
     sampler: Any
     matcher: StopStringMatcher
+    deadline: float | None = None  # on the caller's clock (pauses not counted): then TIME
+    on_text: Callable[[str], None] | None = None  # gets the text as it comes
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
     text: str = ""
     tokens_out: int = 0
@@ -131,6 +152,8 @@ class Answer:
 
     def emit(self, text: str) -> None:
         self.text += text
+        if text and self.on_text is not None:
+            self.on_text(text)
 
     def end(self, reason: StopReason) -> None:
         self.reason = reason
@@ -138,48 +161,104 @@ class Answer:
         self.emit(self.matcher.flush())  # nothing once a stop string ended it
 
 
+@dataclass
+class Branch:
+    """One prompt's answers: its tokens, and how many of them are sequence 0's already."""
+
+    tokens: list[int]
+    shared: int  # its first `shared` tokens are sequence 0's: their cells are copied, not read
+    answers: list[Answer]
+
+
 def decode_together(
     llama: Any,
-    answers: list[Answer],
-    prompt_tokens: int,
+    branches: list[Branch],
     end_ids: frozenset[int],
     between_steps: Callable[[], StopReason | None],
+    clock: Callable[[], float],
 ) -> None:
-    """Decode `answers` from the prompt in sequence 0, whose logits the last eval left.
+    """Decode every branch's answers, from sequence 0 as the last eval left it.
 
-    `between_steps` runs before each step (cancel, time limit, interactive requests); a reason
-    from it ends every live answer. The answers' sequences are removed afterwards: sequence 0 is
-    left holding the prompt, as after a chat.
+    A branch whose whole prompt is sequence 0's draws its first tokens from the logits that
+    eval left; the others read the rest of their prompt first, all in batches of at most the
+    context's `n_batch` tokens. `between_steps` runs before each batch (cancel, interactive
+    requests); a reason from it ends every live answer, and `clock` past an answer's deadline
+    ends that one. The answers' sequences are removed afterwards: sequence 0 is left holding
+    its prompt, as after a chat.
     """
     import llama_cpp
 
     context = llama._ctx.ctx
     memory = llama_cpp.llama_get_memory(context)
+    answers = [answer for branch in branches for answer in branch.answers]
+    base = {id(a): len(b.tokens) for b in branches for a in b.answers}
 
     def piece(token: int) -> bytes:
         return bytes(llama.detokenize([token]))
 
-    batch = llama_cpp.llama_batch_init(len(answers), 0, 1)
+    def first_tokens(branch: Branch, index: int) -> None:
+        for answer in branch.answers:
+            if answer.reason is not None:  # out of time while its prompt was read
+                continue
+            token = llama_cpp.llama_sampler_sample(answer.sampler.sampler, context, index)
+            answer.take(token, end_ids, piece)
+
+    def stopped() -> bool:
+        stop = between_steps()
+        live = [a for a in answers if a.reason is None]
+        if stop is not None:
+            for answer in live:
+                answer.end(stop)
+            return True
+        now = clock()
+        for answer in live:
+            if answer.deadline is not None and now >= answer.deadline:
+                answer.end(StopReason.TIME)
+        return False
+
+    reading = [b for b in branches if b.shared < len(b.tokens)]
+    size = max(1, int(llama.n_batch))
+    widest = max(len(b.answers) for b in branches)
+    batch = llama_cpp.llama_batch_init(max(size, len(answers)), 0, widest)
     try:
-        for answer in answers:
-            llama_cpp.llama_memory_seq_rm(memory, answer.sequence, -1, -1)
-            llama_cpp.llama_memory_seq_cp(memory, 0, answer.sequence, -1, -1)
-        # The first token of each comes from the prompt's last logits, before anything else runs.
-        for answer in answers:
-            answer.take(
-                llama_cpp.llama_sampler_sample(answer.sampler.sampler, context, -1), end_ids, piece
-            )
+        for branch in branches:
+            for answer in branch.answers:
+                llama_cpp.llama_memory_seq_rm(memory, answer.sequence, -1, -1)
+                llama_cpp.llama_memory_seq_cp(memory, 0, answer.sequence, 0, branch.shared)
+        # The logits the prompt's eval left go first, before any other batch replaces them.
+        for branch in branches:
+            if branch not in reading:
+                first_tokens(branch, -1)
+        pending = [(b, j) for b in reading for j in range(b.shared, len(b.tokens))]
+        for start in range(0, len(pending), size):
+            if stopped():
+                return
+            chunk = pending[start : start + size]
+            batch.n_tokens = len(chunk)
+            for index, (branch, position) in enumerate(chunk):
+                batch.token[index] = branch.tokens[position]
+                batch.pos[index] = position
+                batch.n_seq_id[index] = len(branch.answers)
+                for k, answer in enumerate(branch.answers):
+                    batch.seq_id[index][k] = answer.sequence
+                batch.logits[index] = position == len(branch.tokens) - 1
+            status = llama_cpp.llama_decode(context, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode returned {status} for {len(chunk)} tokens")
+            for index, (branch, position) in enumerate(chunk):
+                if position == len(branch.tokens) - 1:
+                    first_tokens(branch, index)
         live = [a for a in answers if a.reason is None]
         while live:
-            stop = between_steps()
-            if stop is not None:
-                for answer in live:
-                    answer.end(stop)
+            if stopped():
+                return
+            live = [a for a in live if a.reason is None]
+            if not live:
                 return
             batch.n_tokens = len(live)
             for index, answer in enumerate(live):
                 batch.token[index] = answer.last
-                batch.pos[index] = prompt_tokens + answer.tokens_out - 1
+                batch.pos[index] = base[id(answer)] + answer.tokens_out - 1
                 batch.n_seq_id[index] = 1
                 batch.seq_id[index][0] = answer.sequence
                 batch.logits[index] = True

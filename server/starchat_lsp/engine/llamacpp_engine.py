@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 
 from starchat_lsp.engine import llamacpp_batch, llamacpp_build, templates
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -298,27 +299,39 @@ class LlamaCppEngine:
         n: int,
         cancel: CancelFlag | None = None,
     ) -> list[GenerationResult]:
-        """`n` answers decoded together (Engine.sample); run like a chat, never as interactive.
+        """`n` answers decoded together (Engine.sample): `together` with one ask.
 
         With the same seed an answer draws its tokens as chat's would; the batch's arithmetic
         can differ from one sequence's in the last bits, so a long sampled answer may part from
         chat's where two tokens were nearly equally likely.
         """
+        return self.together([Ask(messages, settings, n)], cancel)[0]
+
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        """Every ask's answers decoded together (Engine.together); run like a chat, never as
+        interactive. Ask 0's prompt goes into sequence 0 (its prefix reused, as chat's); each
+        other prompt reads only what it does not share with it.
+        """
         if self._closed:
             raise EngineError(f"the {self._name} engine is closed")
-        if n < 1:
-            return []
+        if not asks or all(ask.n < 1 for ask in asks):
+            return [[] for _ in asks]
         flag = cancel or CancelFlag()
-        tokens = self._tokenize(self.render_chat(messages), add_bos=False)
-        stops = tuple(settings.stop) + self._end_strings
+        prompts = [self._tokenize(self.render_chat(ask.messages), add_bos=False) for ask in asks]
         submitted = time.monotonic()
-        future = self._worker.submit(self._sample, tokens, settings, n, stops, flag)
+        future = self._worker.submit(self._together, asks, prompts, flag, on_text)
         try:
-            answers, run = future.result()
+            return future.result()
         except CancelledError:  # dropped from the queue by close() before it started
-            run = _Run(())
-            run.tokens_in = len(tokens)
-            return [self._sampled(None, run, submitted, StopReason.CANCELLED) for _ in range(n)]
+            return [
+                [_unstarted(len(tokens), StopReason.CANCELLED, submitted)] * ask.n
+                for ask, tokens in zip(asks, prompts, strict=True)
+            ]
         except BaseException as error:
             flag.cancel()  # Ctrl-C while waiting: the worker stops within a token
             if isinstance(error, EngineError):
@@ -327,73 +340,102 @@ class LlamaCppEngine:
                 log.error("sampling failed", exc_info=error)
                 raise EngineError(f"generation failed: {type(error).__name__}: {error}") from error
             raise
-        return [self._sampled(answer, run, submitted, None) for answer in answers]
 
-    def _sample(
+    def _together(
         self,
-        tokens: list[int],
-        settings: GenerationSettings,
-        n: int,
-        stops: tuple[str, ...],
+        asks: Sequence[Ask],
+        prompts: list[list[int]],
         flag: CancelFlag,
-    ) -> tuple[list[llamacpp_batch.Answer], _Run]:
-        """On the worker: the prompt once (prefix reused), then the answers in batches."""
+        on_text: Callable[[str], None] | None,
+    ) -> list[list[GenerationResult]]:
+        """On the worker: sequence 0's prompt (prefix reused), then the answers in rounds."""
         self._interactive.run_waiting()  # interactive requests that came meanwhile go first
         run = _Run(())
-        run.tokens_in = len(tokens)
-        run.started_at = time.monotonic()
+        run.tokens_in = len(prompts[0])
+        run.started_at = started = time.monotonic()
         outer, self._running = self._running, flag
         try:
             llama = self.llama
-            limit = self._answer_limit(tokens, settings)
-            answers = [
-                llamacpp_batch.Answer(
-                    sequence=0,
-                    limit=limit,
-                    sampler=llamacpp_batch.sampler_chain(
-                        llama, settings, None if settings.seed is None else settings.seed + i
-                    ),
-                    matcher=StopStringMatcher(stops),
-                )
-                for i in range(n)
+            limits = [
+                self._answer_limit(tokens, ask.settings)
+                for ask, tokens in zip(asks, prompts, strict=True)
             ]
+
+            def clock() -> float:  # time given to interactive requests does not count
+                return time.monotonic() - run.paused_s
+
+            answers: list[list[llamacpp_batch.Answer]] = []
+            for number, (ask, limit) in enumerate(zip(asks, limits, strict=True)):
+                seed = ask.settings.seed
+                limit_s = ask.settings.time_limit_s
+                answers.append(
+                    [
+                        llamacpp_batch.Answer(
+                            sequence=0,
+                            limit=limit,
+                            sampler=llamacpp_batch.sampler_chain(
+                                llama, ask.settings, None if seed is None else seed + i
+                            ),
+                            matcher=StopStringMatcher(tuple(ask.settings.stop) + self._end_strings),
+                            deadline=None if limit_s is None else started + limit_s,
+                            on_text=on_text if number == 0 and i == 0 else None,
+                        )
+                        for i in range(max(0, ask.n))
+                    ]
+                )
+            first = prompts[0]
+            shared = [_common_prefix(first, tokens) for tokens in prompts]
+            flat = [(b, a) for b, group in enumerate(answers) for a in group]
+            plan = llamacpp_batch.rounds(
+                int(llama.n_ctx()),
+                len(first),
+                [
+                    (len(tokens) - min(common, len(tokens) - 1), [a.limit for a in group])
+                    for tokens, common, group in zip(prompts, shared, answers, strict=True)
+                ],
+            )
             if flag.cancelled or self._closed:
-                for answer in answers:
-                    answer.end(StopReason.CANCELLED)
-                return answers, run
+                plan = []
             self._kv.use(llama, BACKGROUND)
-            limit_s = settings.time_limit_s
-            deadline = None if limit_s is None else time.monotonic() + limit_s
 
             def between_steps() -> StopReason | None:
                 if flag.cancelled:
                     return StopReason.CANCELLED
-                if deadline is not None and time.monotonic() - run.paused_s >= deadline:
-                    return StopReason.TIME
                 if self._interactive.waiting:
                     self._pause(llama, run)
                 return None
 
-            size = llamacpp_batch.group_size(int(llama.n_ctx()), len(tokens), limit, n)
-            reused: int | None = None
-            for start in range(0, n, size):
-                group = answers[start : start + size]
-                # The prompt's last logits are gone after a group: its last token is read again.
-                ready = self._prefill(llama, tokens, run, flag, deadline, pausable=True)
-                if reused is None:
-                    reused = run.reused_tokens
-                if not ready:
+            # The prompt's prefill serves every answer: it stops once none has time left.
+            deadlines = [a.deadline for group in answers for a in group]
+            deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
+            for numbers in plan:
+                # The prompt's last logits are gone after a round: its last token is read again.
+                if not self._prefill(llama, first, run, flag, deadline, pausable=True):
                     break
-                for number, answer in enumerate(group, start=1):
-                    answer.sequence = number
-                llamacpp_batch.decode_together(
-                    llama, group, len(tokens), self._end_ids, between_steps
+                branches: list[llamacpp_batch.Branch] = []
+                for sequence, number in enumerate(numbers, start=1):
+                    b, answer = flat[number]
+                    answer.sequence = sequence
+                    if not branches or branches[-1].tokens is not prompts[b]:
+                        common = len(first) if b == 0 else min(shared[b], len(prompts[b]) - 1)
+                        branches.append(llamacpp_batch.Branch(prompts[b], common, []))
+                    branches[-1].answers.append(answer)
+                llamacpp_batch.decode_together(llama, branches, self._end_ids, between_steps, clock)
+            for group in answers:  # not started: cancelled, out of time, or a round before
+                for answer in group:
+                    if answer.reason is None:
+                        answer.end(run.reason or StopReason.CANCELLED)
+            return [
+                [
+                    _answered(
+                        a, len(tokens), run, common if b else run.reused_tokens, submitted=started
+                    )
+                    for a in group
+                ]
+                for b, (group, tokens, common) in enumerate(
+                    zip(answers, prompts, shared, strict=True)
                 )
-            run.reused_tokens = reused or 0
-            for answer in answers:  # not started: the prompt was stopped, or a group before
-                if answer.reason is None:
-                    answer.end(run.reason or StopReason.CANCELLED)
-            return answers, run
+            ]
         finally:
             self._running = outer
 
@@ -406,28 +448,6 @@ class LlamaCppEngine:
             )
         # Past its context window a model fails: the answer ends there (length).
         return min(settings.max_new_tokens, window - len(tokens))
-
-    @staticmethod
-    def _sampled(
-        answer: llamacpp_batch.Answer | None,
-        run: _Run,
-        submitted: float,
-        reason: StopReason | None,
-    ) -> GenerationResult:
-        finished = time.monotonic()
-        started = run.started_at if run.started_at is not None else finished
-        first = None if answer is None else answer.first_token_at
-        ended = finished if answer is None or answer.finished_at is None else answer.finished_at
-        return GenerationResult(
-            text="" if answer is None else answer.text,
-            stop_reason=reason or (answer.reason if answer else None) or StopReason.LENGTH,
-            tokens_in=run.tokens_in,
-            tokens_out=0 if answer is None else answer.tokens_out,
-            time_to_first_token_s=None if first is None else first - started,
-            total_s=max(0.0, ended - started),
-            queue_wait_s=max(0.0, started - submitted),
-            reused_tokens=run.reused_tokens,
-        )
 
     def close(self) -> None:
         """Stop what runs (within a token), drop what waits, and free the model's memory."""
@@ -767,6 +787,47 @@ def _is_error(level: int, line: str) -> bool:
 
 
 _LOG_CALLBACKS: list[Any] = []
+
+
+def _common_prefix(first: list[int], tokens: list[int]) -> int:
+    """How many tokens two prompts share from the start."""
+    shared = 0
+    for a, b in zip(first, tokens, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
+def _answered(
+    answer: llamacpp_batch.Answer, tokens_in: int, run: _Run, reused: int, *, submitted: float
+) -> GenerationResult:
+    """The result of one answer of a `together` call; its times count from the call's start."""
+    started = run.started_at if run.started_at is not None else submitted
+    ended = answer.finished_at if answer.finished_at is not None else time.monotonic()
+    first = answer.first_token_at
+    return GenerationResult(
+        text=answer.text,
+        stop_reason=answer.reason or StopReason.LENGTH,
+        tokens_in=tokens_in,
+        tokens_out=answer.tokens_out,
+        time_to_first_token_s=None if first is None else first - started,
+        total_s=max(0.0, ended - started),
+        queue_wait_s=max(0.0, started - submitted),
+        reused_tokens=reused,
+    )
+
+
+def _unstarted(tokens_in: int, reason: StopReason, submitted: float) -> GenerationResult:
+    return GenerationResult(
+        text="",
+        stop_reason=reason,
+        tokens_in=tokens_in,
+        tokens_out=0,
+        time_to_first_token_s=None,
+        total_s=0.0,
+        queue_wait_s=max(0.0, time.monotonic() - submitted),
+    )
 
 
 def _shared_prefix(llama: Any, tokens: list[int]) -> int:
