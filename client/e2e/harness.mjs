@@ -191,26 +191,40 @@ export async function goToLineEnd(page, line) {
  * Opens the code action menu at the cursor (Ctrl+.) and returns its row `title`. First waits for
  * the lightbulb at the cursor: VS Code asks for the actions on its own a moment after the cursor
  * moves, and that request, answered after a Ctrl+. pressed meanwhile, closed the menu before it
- * showed (a flaky step). The lightbulb sits on the cursor's line or one next to it.
+ * showed (a flaky step). The lightbulb sits on the cursor's line or one next to it, so it may
+ * still be the one of a line the cursor passed: when the row does not show, the menu is closed
+ * and asked for again (CI once waited 30 s on a menu that never showed the row).
  */
-export async function actionMenu(page, title) {
-  await waitFor('the lightbulb at the cursor', () =>
-    page.evaluate(() => {
-      const editor = document.querySelector('.monaco-editor.focused');
-      const bulb = editor?.querySelector('.lightBulbWidget');
-      const cursor = editor?.querySelector('.cursors-layer .cursor');
-      if (!bulb || !cursor || getComputedStyle(bulb).visibility !== 'visible' || getComputedStyle(bulb).display === 'none') {
-        return false;
-      }
-      const line = cursor.getBoundingClientRect();
-      return Math.abs(bulb.getBoundingClientRect().top - line.top) <= line.height + 1;
-    }),
-    30_000,
-  );
-  await page.keyboard.press('Control+.');
+export async function actionMenu(page, title, tries = 3) {
   const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ timeout: 30_000 });
-  return row;
+  for (let attempt = 1; ; attempt += 1) {
+    await waitFor('the lightbulb at the cursor', () => lightbulbAtCursor(page), 30_000);
+    await page.keyboard.press('Control+.');
+    try {
+      await row.waitFor({ timeout: 10_000 });
+      return row;
+    } catch (error) {
+      if (attempt >= tries) {
+        throw error;
+      }
+      log(`the code action menu has no row "${title}" (try ${attempt}): asking again`);
+      await page.keyboard.press('Escape');
+      await new Promise((done) => setTimeout(done, 500));
+    }
+  }
+}
+
+function lightbulbAtCursor(page) {
+  return page.evaluate(() => {
+    const editor = document.querySelector('.monaco-editor.focused');
+    const bulb = editor?.querySelector('.lightBulbWidget');
+    const cursor = editor?.querySelector('.cursors-layer .cursor');
+    if (!bulb || !cursor || getComputedStyle(bulb).visibility !== 'visible' || getComputedStyle(bulb).display === 'none') {
+      return false;
+    }
+    const line = cursor.getBoundingClientRect();
+    return Math.abs(bulb.getBoundingClientRect().top - line.top) <= line.height + 1;
+  });
 }
 
 export async function runCommand(page, title) {
