@@ -23,6 +23,7 @@ from pygls.exceptions import JsonRpcException
 from lsp_client import StarchatTestClient
 from starchat_lsp.engine import http_engine
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -52,6 +53,8 @@ class Plan:
     delay_s: float = 0.0  # between events
     finish: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
+    echo: bool = False  # the tokens say which request they answer: "<last message> seed=<seed>"
+    head_delay_s: float = 0.0  # before the response's headers
 
 
 class FaultServer:
@@ -106,6 +109,7 @@ class FaultServer:
                         server.in_flight -= 1
 
             def answer(self, plan: Plan, body: dict[str, Any]) -> None:
+                time.sleep(plan.head_delay_s)
                 if plan.mode == "status":
                     self.send_json(plan.status, plan.body, plan.headers)
                     return
@@ -122,6 +126,8 @@ class FaultServer:
                 chat = self.path == "/v1/chat/completions"
                 limit = body.get("max_tokens") or body.get("parameters", {}).get("max_new_tokens")
                 tokens = plan.tokens[:limit]
+                if plan.echo:
+                    tokens = (body["messages"][-1]["content"], f" seed={body.get('seed')}")
                 finish = "length" if limit is not None and limit < len(plan.tokens) else plan.finish
                 for index, token in enumerate(tokens):
                     if plan.mode in ("cut", "clean_cut") and index == 3:
@@ -202,7 +208,12 @@ class FaultServer:
     def record(self, handler: http.server.BaseHTTPRequestHandler, body: Any) -> None:
         with self._lock:
             self.requests.append(
-                {"path": handler.path, "body": body, "headers": dict(handler.headers)}
+                {
+                    "path": handler.path,
+                    "body": body,
+                    "headers": dict(handler.headers),
+                    "at": time.monotonic(),
+                }
             )
 
     def next_plan(self) -> Plan:
@@ -640,6 +651,106 @@ def test_sample_cancel_stops_every_answer(fault: FaultServer) -> None:
     results = engine.sample(ASK, GREEDY, 2, flag)
     assert time.monotonic() - started < 2.0
     assert [r.stop_reason for r in results] == [StopReason.CANCELLED] * 2
+    engine.close()
+
+
+def test_together_streams_ask_0_sent_first_and_the_others_together(fault: FaultServer) -> None:
+    engine = make_engine(fault.url, max_concurrent=8)
+    fault.default = Plan(echo=True, delay_s=0.1, head_delay_s=0.2)
+    sampled = GenerationSettings(max_new_tokens=64, temperature=0.8, seed=5)
+    asks = [
+        Ask([ChatMessage("user", "A")], sampled, 2),
+        Ask([ChatMessage("user", "B")], GREEDY, 1),
+        Ask([ChatMessage("user", "none")], GREEDY, 0),
+        Ask([ChatMessage("user", "C")], replace(sampled, seed=20), 3),
+    ]
+    streamed: list[tuple[str, float]] = []
+    started = time.monotonic()
+    answers = engine.together(asks, on_text=lambda text: streamed.append((text, time.monotonic())))
+    ended = time.monotonic()
+    assert [[r.text for r in answer] for answer in answers] == [
+        ["A seed=5", "A seed=6"],
+        ["B seed=None"],
+        [],
+        ["C seed=20", "C seed=21", "C seed=22"],
+    ]
+    assert all(r.stop_reason is StopReason.EOS for answer in answers for r in answer)
+    assert [text for text, _ in streamed] == ["A", " seed=5"]  # ask 0's first answer only
+    assert streamed[0][1] < ended - 0.15  # its first event came as it was sent, not at the end
+    # The streamed answer reached the server first; the others once it began to answer.
+    leader, *others = fault.posts
+    assert (leader["body"]["messages"][-1]["content"], leader["body"]["seed"]) == ("A", 5)
+    assert min(post["at"] for post in others) >= leader["at"] + 0.2
+    assert len(others) == 5 and fault.max_in_flight >= 2  # then sent together
+    assert ended - started < 1.8  # not one answer after another (0.4 s each)
+    engine.close()
+
+
+def test_together_counts_each_time_limit_from_the_call_start(fault: FaultServer) -> None:
+    engine = make_engine(fault.url, max_concurrent=1)
+    fault.default = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)
+    slow = replace(GREEDY, max_new_tokens=500)
+    asks = [
+        Ask(ASK, replace(slow, time_limit_s=0.5)),
+        Ask(ASK, replace(slow, time_limit_s=0.3)),  # spent waiting for ask 0's slot
+        Ask(ASK, replace(slow, time_limit_s=1.0)),  # has the slot from about 0.5 s to 1.0 s
+    ]
+    started = time.monotonic()
+    answers = engine.together(asks)
+    assert time.monotonic() - started < 3.0
+    assert [answer[0].stop_reason for answer in answers] == [StopReason.TIME] * 3
+    assert answers[0][0].tokens_out > 0 and answers[1][0].tokens_out == 0
+    assert answers[1][0].text == "" and len(fault.posts) == 2  # ask 1 was never sent
+    # Ask 2 ran for what was left of its second, not a second from when it had the slot.
+    assert answers[2][0].tokens_out > 0 and answers[2][0].total_s < 0.8
+    fault.default = Plan(mode="status", status=500, body={"error": {"message": "boom"}})
+    with pytest.raises(EngineError, match="boom"):
+        engine.together([Ask(ASK, GREEDY, 2), Ask(ASK, GREEDY)])
+    engine.close()
+
+
+def test_together_raises_as_chat_when_the_streamed_answer_fails(fault: FaultServer) -> None:
+    engine = make_engine(fault.url, max_concurrent=1)  # one at a time, in order
+    cut = Plan(mode="cut", tokens=("The ", "loop ", "stops ", "one "))
+    slow = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)
+    fault.plans = [Plan(), cut, Plan()]
+    answers = engine.together([Ask(ASK, GREEDY, 2), Ask(ASK, GREEDY)])
+    # Another answer that failed alone comes back as an error; the streamed one stands.
+    assert [r.stop_reason for answer in answers for r in answer] == [
+        StopReason.EOS,
+        StopReason.ERROR,
+        StopReason.EOS,
+    ]
+    assert "broke off the answer" in (answers[0][1].error or "")
+    fault.requests.clear()
+    fault.plans = [cut, slow, slow]
+    streamed: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="broke off the answer"):
+        engine.together([Ask(ASK, GREEDY, 2), Ask(ASK, GREEDY)], on_text=streamed.append)
+    assert "".join(streamed) == "The loop stops "
+    # The others were stopped, not left to run for nobody (10 s each): the one that had the
+    # slot the failed answer left may have been sent, the last one never was.
+    assert time.monotonic() - started < 2.0 and len(fault.posts) <= 2
+    engine.close()
+
+
+def test_together_cancel_stops_every_answer(fault: FaultServer) -> None:
+    engine = make_engine(fault.url)
+    fault.default = Plan(tokens=tuple(f"t{i} " for i in range(200)), delay_s=0.05)
+    flag = CancelFlag()
+    streamed: list[str] = []
+
+    def cancel_after_two(text: str) -> None:
+        streamed.append(text)
+        if len(streamed) == 2:
+            flag.cancel()
+
+    started = time.monotonic()
+    answers = engine.together([Ask(ASK, GREEDY, 2), Ask(ASK, GREEDY)], flag, cancel_after_two)
+    assert time.monotonic() - started < 2.0
+    assert [r.stop_reason for answer in answers for r in answer] == [StopReason.CANCELLED] * 3
+    assert answers[0][0].text == "".join(streamed) and len(streamed) <= 3
     engine.close()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -14,6 +15,7 @@ from starchat_lsp.engine.base import (
     StopReason,
     TextStream,
     sample_in_turn,
+    together_in_turn,
 )
 
 
@@ -86,6 +88,14 @@ class ScriptedEngine:
         cancel: CancelFlag | None = None,
     ) -> list[GenerationResult]:
         return sample_in_turn(self, messages, settings, n, cancel)
+
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        return together_in_turn(self, asks, cancel, on_text)
 
     def complete(
         self,

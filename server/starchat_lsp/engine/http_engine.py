@@ -9,7 +9,8 @@ watched by a supervisor that, every few milliseconds, checks the cancel flag, th
 timeout and the time limits and, when one trips, cancels the task: the connection closes at once
 and the server stops generating. The caller's thread reads the text from a queue, so a
 `TextStream` here behaves like the transformers one: iterate it to drive it, close or abandon it
-to cancel, read `result` at the end. `sample` sends its answers as concurrent chat requests.
+to cancel, read `result` at the end. `sample` and `together` send their answers as concurrent
+chat requests, which the server batches.
 
 There is no local tokenizer: `count_tokens` is a conservative estimate (see there), and the token
 figures of a result come from the server's `usage` when it sends one.
@@ -26,7 +27,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +36,7 @@ import httpx
 
 from starchat_lsp.engine import templates
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -120,7 +122,11 @@ class _State:
     tokens_out: int = 0  # events that carried a token, or the server's usage at the end
     tokens_in: int | None = None  # from the server's usage
     last_problem: str | None = None  # the last retried failure, for the timeout message
-    deadline: float | None = None  # when the answers of one `sample` call are out of time
+    deadline: float | None = None  # when an ask of `sample` or `together` is out of time
+    # Set once the server began to answer (or the request ended); a request `after` another
+    # is sent only then, so the answer a user reads reaches the server first.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    after: _State | None = None
 
     def emit(self, text: str) -> None:
         if not text:
@@ -141,6 +147,10 @@ class _State:
 
 class _StopStream(Exception):
     """A stop string ended the answer: leave the stream (closing the connection) now."""
+
+
+# One answer sent: its request, its state as it goes, and the future of its result.
+_Sent = tuple[_Request, _State, concurrent.futures.Future[GenerationResult]]
 
 
 class HttpEngine:
@@ -223,30 +233,93 @@ class HttpEngine:
         The time limit is for the whole call; an answer that failed alone comes back with
         stop_reason ERROR, and only when all fail is it raised.
         """
-        if n < 1:
-            return []
-        flag = cancel or CancelFlag()
-        limit_s = settings.time_limit_s
-        deadline = None if limit_s is None else time.monotonic() + limit_s
-        runs = []
+        results = self._answers([Ask(messages, settings, n)], cancel)[0]
+        _raise_if_all_failed(results)
+        return results
+
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        """Every answer of every ask as a chat request of its own, sent together as `sample`'s.
+
+        Ask 0's first answer goes first, and the others once the server began to answer it: on a
+        server with fewer free slots than answers, the one the user reads is not left waiting.
+        Its text goes to `on_text` as it comes, on the caller's thread. An ask's time limit
+        counts from the call's start, waiting for a slot included. When that first answer
+        fails, the others are stopped and the failure raised, as `chat`'s stream raises it; any
+        other answer that failed comes back with stop_reason ERROR, and only when all fail is
+        it raised.
+        """
+        answers = self._answers(asks, cancel, on_text, streamed=True)
+        _raise_if_all_failed([result for answer in answers for result in answer])
+        return answers
+
+    def _answers(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None,
+        on_text: Callable[[str], None] | None = None,
+        *,
+        streamed: bool = False,
+    ) -> list[list[GenerationResult]]:
+        """The answers of `asks`, sent together, the first one's text to `on_text`.
+
+        `streamed`: the first answer is the one a user reads (`together`'s): when it fails, the
+        others are stopped and its failure raised. Otherwise no failure is raised here.
+        """
+        started = time.monotonic()
+        # The answers' own flag: the caller's stops them all, and so does a failed streamed
+        # answer (nobody reads the others then), without cancelling the caller's flag.
+        flag = CancelFlag()
+        if cancel is not None:
+            cancel.on_cancel(flag.cancel)
+        sent: list[list[_Sent]] = []
+        leader: _State | None = None
         try:
-            for index in range(n):
-                one = replace(
-                    settings,
-                    seed=None if settings.seed is None else settings.seed + index,
-                    time_limit_s=None,
-                )
-                request = self._chat_request(messages, one)
-                state = self._state(request, one, flag)
-                state.deadline = deadline
-                runs.append((request, state, self._run(self._generate(request, one, state))))
-            results = [self._outcome(future, request, state) for request, state, future in runs]
+            for number, ask in enumerate(asks):
+                sent.append([])
+                for index in range(ask.n):
+                    run = self._send_answer(ask, index, flag, started, leader)
+                    sent[-1].append(run)
+                    if streamed and number == 0 and index == 0:
+                        leader = run[1]
+            first: GenerationResult | None = None
+            if sent and sent[0]:
+                request, state, future = sent[0][0]
+                while on_text is not None and (item := self._next(state)) is not _END:
+                    assert isinstance(item, str)
+                    on_text(item)
+                first = self._outcome(future, request, state)
+                if streamed and first.stop_reason is StopReason.ERROR:
+                    flag.cancel()
+            answers = [[self._outcome(f, r, s) for r, s, f in runs] for runs in sent]
         except BaseException:
             flag.cancel()  # Ctrl-C, or closed midway: nobody is left to read the answers sent
             raise
-        if all(result.stop_reason is StopReason.ERROR for result in results):
-            raise EngineError(results[0].error or "the model server failed")
-        return results
+        if streamed and first is not None and first.stop_reason is StopReason.ERROR:
+            raise EngineError(first.error or "the model server failed")
+        return answers
+
+    def _send_answer(
+        self, ask: Ask, index: int, flag: CancelFlag, started: float, after: _State | None
+    ) -> _Sent:
+        """Send the ask's answer `index` (seed + index), out of time at the ask's limit after
+        `started`, and only once the server began to answer `after` when one is given."""
+        settings = ask.settings
+        limit_s = settings.time_limit_s
+        one = replace(
+            settings,
+            seed=None if settings.seed is None else settings.seed + index,
+            time_limit_s=None,
+        )
+        request = self._chat_request(ask.messages, one)
+        state = self._state(request, one, flag)
+        state.deadline = None if limit_s is None else started + limit_s
+        state.after = after
+        return request, state, self._run(self._generate(request, one, state))
 
     def _chat_request(self, messages: list[ChatMessage], settings: GenerationSettings) -> _Request:
         tokens_in = REQUEST_OVERHEAD_TOKENS + sum(
@@ -478,6 +551,7 @@ class HttpEngine:
         if reason is not StopReason.ERROR or state.first_token_at is not None:
             state.flush()
         state.out.put(_END)
+        state.answered.set()
         finished = time.monotonic()
         started = state.started_at if state.started_at is not None else finished
         if reason is StopReason.ERROR:
@@ -504,7 +578,7 @@ class HttpEngine:
         if state.flag.cancelled:
             return StopReason.CANCELLED, None
         if state.deadline is not None and time.monotonic() >= state.deadline:
-            return StopReason.TIME, None  # a sample's whole-call limit, waiting for a slot too
+            return StopReason.TIME, None  # a sample's or together's limit, waiting for a slot too
         if state.started_at is None:  # still waiting for a concurrency slot
             return None, None
         elapsed = time.monotonic() - state.started_at
@@ -526,6 +600,8 @@ class HttpEngine:
 
     async def _attempts(self, request: _Request, state: _State) -> StopReason:
         assert self._slots is not None
+        if state.after is not None:
+            await state.after.answered.wait()
         async with self._slots:
             state.started_at = time.monotonic()
             attempt = 0
@@ -560,6 +636,7 @@ class HttpEngine:
             async with self._client.stream(
                 "POST", url, json=request.payload, headers=self._headers()
             ) as response:
+                state.answered.set()
                 if response.status_code != 200:
                     await response.aread()
                     raise self._status_failure(response, request)
@@ -845,6 +922,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return float(response.headers.get("retry-after", ""))
     except ValueError:
         return None
+
+
+def _raise_if_all_failed(results: list[GenerationResult]) -> None:
+    if results and all(result.stop_reason is StopReason.ERROR for result in results):
+        raise EngineError(results[0].error or "the model server failed")
 
 
 def _int_or(value: object, default: int | None) -> Any:

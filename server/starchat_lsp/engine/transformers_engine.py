@@ -5,7 +5,8 @@ caller's thread reads the streamed text, and closing the stream early cancels th
 Interactive requests (a completion at the cursor) go ahead of the queue and run between two
 tokens of a running answer, which then goes on with its own KV cache, untouched; each kind keeps
 the cache of its last prefix. (A prompt goes through the model in one piece: an interactive
-request waits for a running prompt to be read.) `sample` draws several answers in one batch.
+request waits for a running prompt to be read.) `sample` draws several answers in one batch;
+`together` runs its prompts one after another.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from starchat_lsp.engine import templates
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -29,6 +31,7 @@ from starchat_lsp.engine.base import (
     ProgressCallback,
     StopReason,
     TextStream,
+    together_in_turn,
 )
 from starchat_lsp.engine.interactive import InteractiveQueue
 from starchat_lsp.engine.loading import (
@@ -192,6 +195,16 @@ class TransformersEngine:
             raise
         results = stopper.results(tokens_in, submitted)
         return [results[i % rows] for i in range(n)]
+
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        """One ask after another (Engine.together): ask 0's first answer streams through `chat`,
+        the other answers of an ask come from one `sample` batch."""
+        return together_in_turn(self, asks, cancel, on_text)
 
     def _generate_rows(
         self,

@@ -1,10 +1,12 @@
 """The messages between the server (or CLI) and its model worker: one JSON object per line.
 
 Each side owns one pipe to write. Requests carry an `id`; every message about a request names
-it. From the parent: load, count, chat, complete, sample, cancel, ping, close. From the worker:
-progress, loaded, value, chunk, done, error, pong (a sample's `done` carries `results`, one per
-answer: it is not streamed). JSON keeps the wire readable in a log and
-costs tens of microseconds a chunk, far below a token's time.
+it. From the parent: load, count, chat, complete, sample, together, cancel, ping, close. From
+the worker: progress, loaded, value, chunk, done, error, pong. A sample's `done` carries
+`results`, one per answer: it is not streamed. A together request carries `asks` (messages,
+settings and `n` each); its first ask's first answer streams as `chunk`s, and its `done` carries
+`results` as one list per ask. A `cancel` stops every answer of the request it names. JSON keeps
+the wire readable in a log and costs tens of microseconds a chunk, far below a token's time.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from typing import IO, Any
 
 from starchat_lsp.engine.base import (
+    Ask,
     ChatMessage,
     CompletionPrompt,
     GenerationResult,
@@ -84,6 +88,24 @@ def messages_to_wire(messages: list[ChatMessage]) -> list[Message]:
 
 def messages_from_wire(data: list[Message]) -> list[ChatMessage]:
     return [ChatMessage(m["role"], m["content"]) for m in data]
+
+
+def asks_to_wire(asks: Sequence[Ask]) -> list[Message]:
+    return [
+        {
+            "messages": messages_to_wire(ask.messages),
+            "settings": generation_to_wire(ask.settings),
+            "n": ask.n,
+        }
+        for ask in asks
+    ]
+
+
+def asks_from_wire(data: list[Message]) -> list[Ask]:
+    return [
+        Ask(messages_from_wire(a["messages"]), generation_from_wire(a["settings"]), int(a["n"]))
+        for a in data
+    ]
 
 
 def prompt_to_wire(prompt: CompletionPrompt) -> Message:

@@ -8,9 +8,10 @@ are the same for both.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     CompletionPrompt,
@@ -105,32 +106,29 @@ class RemoteEngine:
         """The other side's `Engine.sample`: cancel travels over the channel as for chat."""
         if n < 1:
             return []
-        connection, _ = self._ready()
-        flag = cancel or CancelFlag()
-        request, pending = connection.request(
-            "sample",
-            settings=protocol.generation_to_wire(settings),
-            messages=protocol.messages_to_wire(messages),
-            n=n,
-        )
-        flag.on_cancel(lambda: connection.send({"op": "cancel", "id": request}))
-        ending: Message | None = None
-        try:
-            while ending is None:
-                message = pending.inbox.get()
-                if message["op"] in _ENDINGS:
-                    ending = message
-        finally:
-            if ending is None:  # interrupted while waiting: stop the model, wait for it
-                flag.cancel()
-                while (message := pending.inbox.get())["op"] not in _ENDINGS:
-                    pass
-            connection.finished(request)
-        if ending["op"] == "crashed":
-            raise self._crashed(connection)
-        if ending["op"] == "error":
-            raise error_from(ending)
+        fields = {
+            "settings": protocol.generation_to_wire(settings),
+            "messages": protocol.messages_to_wire(messages),
+            "n": n,
+        }
+        ending = self._call("sample", fields, cancel).wait()
         return [protocol.result_from_wire(wire) for wire in ending["results"]]
+
+    def together(
+        self,
+        asks: Sequence[Ask],
+        cancel: CancelFlag | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> list[list[GenerationResult]]:
+        """The other side's `Engine.together`: ask 0's first answer comes as chunks, given to
+        `on_text` on the caller's thread; cancel travels over the channel as for chat."""
+        if not asks:
+            return []
+        call = self._call("together", {"asks": protocol.asks_to_wire(asks)}, cancel)
+        ending = call.wait(on_text)
+        return [
+            [protocol.result_from_wire(wire) for wire in answers] for answers in ending["results"]
+        ]
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -157,6 +155,14 @@ class RemoteEngine:
         finally:
             connection.finished(request)
 
+    def _call(self, op: str, fields: Message, cancel: CancelFlag | None) -> _Call:
+        """Send a generation request; `cancel` tells the other side to stop it."""
+        connection, _ = self._ready()
+        flag = cancel or CancelFlag()
+        request, pending = connection.request(op, **fields)
+        flag.on_cancel(lambda: connection.send({"op": "cancel", "id": request}))
+        return _Call(connection, request, pending, flag, self._crashed)
+
     def _stream(
         self,
         op: str,
@@ -164,41 +170,20 @@ class RemoteEngine:
         settings: GenerationSettings,
         cancel: CancelFlag | None,
     ) -> TextStream:
-        connection, _ = self._ready()
-        flag = cancel or CancelFlag()
         submitted = time.monotonic()
-        request, pending = connection.request(
-            op, settings=protocol.generation_to_wire(settings), **fields
-        )
-        flag.on_cancel(lambda: connection.send({"op": "cancel", "id": request}))
+        call = self._call(op, {"settings": protocol.generation_to_wire(settings), **fields}, cancel)
         result_box: list[GenerationResult] = []
 
         def chunks() -> Iterator[str]:
-            text: list[str] = []
-            ending: Message | None = None
             try:
-                while ending is None:
-                    message = pending.inbox.get()
-                    if message["op"] == "chunk":
-                        text.append(message["text"])
-                        yield message["text"]
-                    elif message["op"] in _ENDINGS:
-                        ending = message
+                yield from call.chunks()
             finally:
-                if ending is None:  # the reader stopped early: stop the model, wait for it
-                    flag.cancel()
-                    while (message := pending.inbox.get())["op"] not in _ENDINGS:
-                        if message["op"] == "chunk":
-                            text.append(message["text"])
-                    ending = message
-                connection.finished(request)
-                result_box.append(self._ending(connection, ending, "".join(text), submitted))
-            if ending["op"] == "crashed":
-                raise self._crashed(connection)
-            if ending["op"] == "error":
-                raise error_from(ending)
+                ending = call.end()
+                text = "".join(call.text)
+                result_box.append(self._ending(call.connection, ending, text, submitted))
+            call.raise_failure(ending)
 
-        return TextStream(chunks(), flag, result_box, lambda: pending.tokens)
+        return TextStream(chunks(), call.flag, result_box, lambda: call.pending.tokens)
 
     def _ending(
         self, connection: Connection, ending: Message, text: str, submitted: float
@@ -219,6 +204,67 @@ class RemoteEngine:
             total_s=time.monotonic() - submitted,
             error=error,
         )
+
+
+class _Call:
+    """A generation request in flight: its chunks as they come, then its ending."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        request: int,
+        pending: Pending,
+        flag: CancelFlag,
+        crashed: Callable[[Connection], ModelCrashedError],
+    ) -> None:
+        self.connection = connection
+        self._request = request
+        self.pending = pending
+        self.flag = flag
+        self._crashed = crashed
+        self.text: list[str] = []  # every chunk's text, the ones read after a stop too
+        self._ending: Message | None = None  # done, error or crashed
+
+    def chunks(self) -> Iterator[str]:
+        """The chunks' text until the ending comes."""
+        while self._ending is None:
+            message = self.pending.inbox.get()
+            if message["op"] == "chunk":
+                self.text.append(message["text"])
+                yield message["text"]
+            elif message["op"] in _ENDINGS:
+                self._ending = message
+
+    def end(self) -> Message:
+        """The ending; when the reader left before it (stopped early, Ctrl-C), the model is told
+        to stop and waited for. The request is given up either way."""
+        try:
+            if self._ending is None:
+                self.flag.cancel()
+                for _ in self.chunks():
+                    pass
+        finally:
+            self.connection.finished(self._request)
+        assert self._ending is not None
+        return self._ending
+
+    def raise_failure(self, ending: Message) -> None:
+        """The other side's failure, or the channel's end, raised as the caller's error."""
+        if ending["op"] == "crashed":
+            raise self._crashed(self.connection)
+        if ending["op"] == "error":
+            raise error_from(ending)
+
+    def wait(self, on_text: Callable[[str], None] | None = None) -> Message:
+        """Read to the `done`, each chunk's text to `on_text`; a failure is raised."""
+        try:
+            for text in self.chunks():
+                if on_text is not None:
+                    on_text(text)
+        finally:
+            ending = self.end()
+        self.raise_failure(ending)
+        return ending
 
 
 def error_from(message: Message) -> EngineError:

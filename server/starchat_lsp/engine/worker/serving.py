@@ -69,11 +69,11 @@ class Requests:
             self._pool.submit(self._answer, request, self._engine.count_tokens, message["text"])
         elif op == "status":
             self._pool.submit(self._answer, request, self._status_of)
-        elif op in ("chat", "complete", "sample"):
+        elif op in ("chat", "complete", "sample", "together"):
             flag = CancelFlag()
             with self._flags_lock:
                 self._flags[request] = flag
-            work = self._sample if op == "sample" else self._generate
+            work = self._generate if op in ("chat", "complete") else self._answers
             self._pool.submit(work, message, flag)
         else:
             self._send_error(request, EngineError(f"unknown request {op!r}"))
@@ -146,21 +146,40 @@ class Requests:
             with self._flags_lock:
                 self._flags.pop(request, None)
 
-    def _sample(self, message: Message, flag: CancelFlag) -> None:
-        """Several answers to one chat prompt (Engine.sample), all sent at the end."""
+    def _answers(self, message: Message, flag: CancelFlag) -> None:
+        """Several answers, all sent in the `done`: to one chat prompt (Engine.sample), or to
+        several (Engine.together, whose first answer also streams as chunks)."""
         request = message["id"]
         try:
             faults.maybe_fail(self._fault, "prompt")
-            settings = protocol.generation_from_wire(message["settings"])
-            messages = protocol.messages_from_wire(message["messages"])
-            results = self._engine.sample(messages, settings, int(message["n"]), flag)
-            wire = [protocol.result_to_wire(result) for result in results]
+            if message["op"] == "sample":
+                settings = protocol.generation_from_wire(message["settings"])
+                messages = protocol.messages_from_wire(message["messages"])
+                results = self._engine.sample(messages, settings, int(message["n"]), flag)
+                wire: list[object] = [protocol.result_to_wire(result) for result in results]
+            else:
+                asks = protocol.asks_from_wire(message["asks"])
+                answers = self._engine.together(asks, flag, self._chunk_sender(request))
+                wire = [[protocol.result_to_wire(r) for r in answer] for answer in answers]
             self._send({"op": "done", "id": request, "results": wire})
         except Exception as error:
             self._send_error(request, error)
         finally:
             with self._flags_lock:
                 self._flags.pop(request, None)
+
+    def _chunk_sender(self, request: int) -> Callable[[str], None]:
+        """An `on_text` that sends each text as a chunk of `request` (on the model's thread)."""
+        first = True
+
+        def send(text: str) -> None:
+            nonlocal first
+            self._send({"op": "chunk", "id": request, "text": text})
+            if first:
+                first = False
+                faults.maybe_fail(self._fault, "generation")
+
+        return send
 
     def _send_error(self, request: int, error: Exception, result: Message | None = None) -> None:
         if not isinstance(error, EngineError):
