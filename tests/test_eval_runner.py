@@ -165,8 +165,7 @@ def test_the_plain_baseline_gets_no_analyzer_hints_and_the_checked_fix_asks_its_
     plain_engine = ScriptedEngine([answer])
     runner.answer_prompt(plain_engine, bug, SETTINGS)
     assert "linter" not in plain_engine.calls[0][-1].content
-    plain = {"candidate": "m", "answer": answer, "seconds": 1.0, "metrics": {}}
     checked_engine = ScriptedEngine(lambda messages: answer)
-    runner.answer_prompt(checked_engine, bug, SETTINGS, verify=True, plain=plain)
-    # The product's draft has the hints, so the plain answer cannot stand in for it.
+    runner.answer_prompt(checked_engine, bug, SETTINGS, verify=True)
+    # The product's draft has the analyzer's hints.
     assert "B006" in checked_engine.calls[0][-1].content

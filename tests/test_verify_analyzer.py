@@ -138,7 +138,6 @@ def test_a_fix_that_clears_the_finding_outranks_answers_that_agree_on_one_that_k
         engine,
         prepared,
         GenerationSettings(max_new_tokens=200),
-        generate=lambda messages, s: engine.chat(messages, s).finish(),
         options=VerifyOptions(time_budget_s=60, candidates=3),
     )
     tried = {c.outcome.fix: c for c in verified.candidates}

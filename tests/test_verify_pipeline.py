@@ -69,7 +69,6 @@ def verify(
         engine,
         prepared,
         settings,
-        generate=lambda messages, s: engine.chat(messages, s, cancel=flag).finish(),
         options=options or VerifyOptions(time_budget_s=60),
         cancel=flag,
         on_stage=(stages.append if stages is not None else lambda stage: None),
@@ -83,8 +82,7 @@ def test_a_sampled_fix_that_passes_the_users_example_replaces_an_unchanged_draft
             block(CODE, "The bug is on line 3."),  # the draft hands the code back unchanged
             block(renamed),  # renames the function
             block(WRONG),  # changes the wrong thing
-            block(GOOD),
-            "It divided by one too many: line 3 now divides by len(xs).",  # the explanation
+            block(GOOD, "It divided by one too many: line 3 now divides by len(xs)."),
         ]
     )
     stages: list[Stage] = []
@@ -97,34 +95,37 @@ def test_a_sampled_fix_that_passes_the_users_example_replaces_an_unchanged_draft
     outcome = verified.outcome
     assert outcome.applicable and outcome.new_text == GOOD
     assert outcome.lines == [2]  # the changed line: where the diagnostics go
-    assert outcome.answer.startswith("It divided by one too many")  # explains the chosen diff
-    assert "```python\n" + GOOD.rstrip("\n") + "\n```" in outcome.answer
-    explain_prompt = engine.calls[-1][-1].content
-    assert "-    return sum(xs) / (len(xs) + 1)" in explain_prompt
+    assert outcome.answer.startswith("It divided by one too many")  # the sample's own reasons
+    assert "```python\n" + GOOD in outcome.answer
+    assert len(engine.calls) == 4  # the draft and three samples, asked at once; no explanation
     problems = [c.assessment.problems for c in verified.candidates]
     assert problems[0] == ["the proposed code is the same as yours"]
     assert problems[1] == ["mean is missing from the fix"]
     assert verified.candidates[2].assessment.failed[0][0].code == "assert mean([2, 4]) == 3.0"
     assert verified.candidates[2].assessment.failed[0][1].endswith("(got 1.5)")  # what it gave
-    # the samples were asked with the example as a check to pass
-    assert "assert mean([2, 4]) == 3.0" in engine.calls[1][-1].content
-    assert [s.name for s in stages][-2:] == ["done", "explaining"]
+    # the samples were asked with the example as a check to pass, for the reasons first
+    asked = engine.calls[1][-1].content
+    assert "assert mean([2, 4]) == 3.0" in asked
+    assert asked.index("what is wrong") < asked.index("whole corrected code")
+    names = [s.name for s in stages]
+    assert names[:2] == ["evidence", "sampling"] and names[-1] == "done"
 
 
-def test_a_draft_that_passes_stops_the_search() -> None:
-    engine = ScriptedEngine([block(GOOD, "Line 3 divides by len + 1."), block(WRONG)])
-    verified = verify(engine, request())
-    assert len(engine.calls) == 1  # no samples, no explanation: the draft is checked
+def test_a_draft_that_passes_every_check_is_kept() -> None:
+    # The samples were drawn with it (one batch); the answer the user read as it streamed stays.
+    engine = ScriptedEngine([block(GOOD, "Line 3 divides by len + 1."), block(WRONG), block(WRONG)])
+    verified = verify(engine, request(), VerifyOptions(candidates=3))
+    assert len(engine.calls) == 3
     assert verified.chosen == 0 and verified.verified
     assert verified.outcome.answer.startswith("Line 3 divides")
 
 
 def test_a_check_that_only_says_what_is_wrong_does_not_stop_the_search() -> None:
     note = "but mean([2, 4]) returns 2.0"  # says what is wrong, not what is right
-    engine = ScriptedEngine([block(WRONG, "Line 3."), block(GOOD), block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(WRONG, "Line 3."), block(GOOD), "No tests."])
     verified = verify(engine, request(note=note), VerifyOptions(candidates=2, time_budget_s=60))
     assert [c.code for c in verified.evidence] == ["assert mean([2, 4]) != 2.0"]
-    assert len(verified.candidates) == 2  # the draft passed it, and the search went on
+    assert len(verified.candidates) == 2  # the draft passed it, and the sample was checked too
     assert not verified.verified
     assert verified.verdict.startswith("checked: passes the example from your message")
 
@@ -134,15 +135,14 @@ def test_votes_decide_between_unchecked_fixes_and_duplicates_are_merged() -> Non
     engine = ScriptedEngine(
         [
             block(WRONG, "Line 3."),
-            "I can't write tests for this.",  # asked for tests: none usable
             block(GOOD),
             block(spaced),
-            block(WRONG.replace("2", "3")),
+            "I can't write tests for this.",  # asked for tests: none usable
         ]
     )
     verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
     assert verified.evidence == [] and verified.generated == []
-    assert [c.votes for c in verified.candidates] == [1, 2, 1]
+    assert [c.votes for c in verified.candidates] == [1, 2]
     assert verified.chosen == 1
     assert verified.verdict.startswith("not verified: no examples found")
     assert not verified.verified
@@ -153,14 +153,14 @@ def test_tests_the_model_writes_order_fixes_when_the_user_gave_none() -> None:
         "```python\nassert mean([2, 4]) == 3.0\nassert mean([1]) == 1.0\n"
         "assert helper(1) == 2\nprint(mean([3]))\n```"  # the last two are not usable tests
     )
-    engine = ScriptedEngine([block(WRONG, "Line 3."), tests, block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(WRONG, "Line 3."), block(GOOD), tests])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
     assert [c.code for c in verified.generated] == [
         "assert mean([2, 4]) == 3.0",
         "assert mean([1]) == 1.0",
     ]
     # the tests were asked from the contract: the buggy body is not shown
-    asked = engine.calls[1][-1].content
+    asked = engine.calls[2][-1].content
     assert '"""The average of xs."""' in asked and "len(xs) + 1" not in asked
     assert [c.assessment.generated_passed for c in verified.candidates] == [0, 2]
     assert verified.chosen == 1
@@ -186,7 +186,7 @@ def test_a_test_that_reproduces_the_bug_outweighs_one_that_the_buggy_code_passes
         "```python\nassert mean([0, 0]) == 0.0\nassert mean([3, 3]) == 2.0\n"
         "assert mean([6]) == 6.0\n```"
     )
-    engine = ScriptedEngine([block(odd, "Line 3."), tests, block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(odd, "Line 3."), block(GOOD), tests])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
     draft, sample = verified.candidates
     assert draft.assessment.generated_passed == sample.assessment.generated_passed == 2
@@ -201,14 +201,12 @@ def test_the_draft_then_the_smaller_diff_wins_among_equals() -> None:
         "    return total / len(xs)\n"
     )
     engine = ScriptedEngine(
-        [block(rewrite, "Line 3."), "No tests.", block(rewrite.replace("total", "t")), block(GOOD)]
+        [block(rewrite, "Line 3."), block(rewrite.replace("total", "t")), block(GOOD), "No tests."]
     )
     verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
     assert [c.assessment.changed_lines for c in verified.candidates] == [4, 4, 1]
     assert verified.chosen == 0  # the greedy answer is the likelier one
-    engine = ScriptedEngine(
-        [block(CODE, "Line 3."), "No tests.", block(rewrite), block(GOOD), "Explained."]
-    )
+    engine = ScriptedEngine([block(CODE, "Line 3."), block(rewrite), block(GOOD), "No tests."])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=3, time_budget_s=60))
     assert verified.chosen == 2  # the draft changed nothing: the smaller of the two samples
 
@@ -227,7 +225,7 @@ def test_parameters_are_kept_unless_the_user_asks() -> None:
 
 def test_a_fix_that_does_not_load_loses(tmp_path: Path) -> None:
     broken = GOOD.replace("return sum(xs) / len(xs)", "return sum(xs) / len(xs)\nundefined_name")
-    engine = ScriptedEngine([block(broken, "Line 3."), "No tests.", block(GOOD), "Explained."])
+    engine = ScriptedEngine([block(broken, "Line 3."), block(GOOD), "No tests."])
     verified = verify(engine, request(note=None), VerifyOptions(candidates=2, time_budget_s=60))
     assert verified.candidates[0].assessment.loads is False
     assert verified.chosen == 1
@@ -237,9 +235,7 @@ def test_candidate_code_runs_only_in_the_sandbox(tmp_path: Path) -> None:
     marker = tmp_path / "written"
     escapes = GOOD + f"open({str(marker)!r}, 'w').write('x')\n"  # outside its folder
     exits = GOOD + "__import__('os')._exit(3)\n"  # would end this very process if run here
-    engine = ScriptedEngine(
-        [block(escapes, "Line 3."), block(exits), block(GOOD), "It divided by len + 1."]
-    )
+    engine = ScriptedEngine([block(escapes, "Line 3."), block(exits), block(GOOD), block(GOOD)])
     verified = verify(engine, request())
     assert not marker.exists()  # refused by the sandbox, and never run in this process
     assert [c.assessment.loads for c in verified.candidates] == [False, False, True]
@@ -307,7 +303,7 @@ def test_cancel_stops_the_whole_pipeline(tiny: Engine) -> None:
     worker.start()
     deadline = time.monotonic() + 120
     while not any(s.name == "sampling" for s in stages) and time.monotonic() < deadline:
-        time.sleep(0.01)  # wait until the samples have started: the draft is done
+        time.sleep(0.01)  # wait until the draft and the samples have been asked for
     assert any(s.name == "sampling" for s in stages)
     flag.cancel()
     worker.join(timeout=120)  # a hang guard only: it stops within a token or one sandbox run

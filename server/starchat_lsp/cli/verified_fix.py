@@ -18,9 +18,7 @@ from starchat_lsp.cli import terminal
 from starchat_lsp.cli.errors import UserError
 from starchat_lsp.engine.base import (
     CancelFlag,
-    ChatMessage,
     Engine,
-    GenerationResult,
     GenerationSettings,
 )
 from starchat_lsp.verify import pipeline
@@ -83,27 +81,23 @@ def run(
 ) -> Verified:
     flag = CancelFlag()
 
-    def draft(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
-        return terminal.stream_text(engine.chat(messages, generation, cancel=flag), out)
-
-    def explain(messages: list[ChatMessage], generation: GenerationSettings) -> GenerationResult:
-        if out is not None:  # the pipeline explains at most once, after the draft
-            out.write("\n--- checked fix ---\n")
-        return draft(messages, generation)
+    def write(chunk: str) -> None:  # the draft, as it comes
+        if out is not None:
+            out.write(chunk)
+            out.flush()
 
     def stage(step: Stage) -> None:
         if step.name not in ("done", "checking") and out is not None:
             terminal.stderr.print(f"[dim]{step.message}...[/dim]")
 
     try:
-        return pipeline.run(
+        verified = pipeline.run(
             kind,
             request,
             engine,
             prepared,
             settings,
-            generate=draft,
-            explain=explain,
+            on_text=write,
             options=options(args, request.path),
             cancel=flag,
             on_stage=stage,
@@ -112,6 +106,12 @@ def run(
     except KeyboardInterrupt:
         flag.cancel()  # every generation still running stops within a token
         raise
+    if out is not None:
+        if verified.draft_result.text and not verified.draft_result.text.endswith("\n"):
+            out.write("\n")
+        if verified.chosen not in (None, 0):  # a sample's fix, in its own words
+            out.write(f"\n--- checked fix ---\n{verified.outcome.answer.strip()}\n")
+    return verified
 
 
 def report(verified: Verified) -> None:

@@ -148,7 +148,8 @@ def build_fix_prompt(
     system_prompt: str | None = None,
     checks: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """Ask for the whole corrected code, same names and parameters, nothing else changed.
+    """Ask what is wrong in a sentence or two, then for the whole corrected code, same names
+    and parameters, nothing else changed (small models fix more when they say why first).
 
     `checks` (Python asserts the user's examples became) are shown as what the fix must pass.
     """
@@ -158,30 +159,11 @@ def build_fix_prompt(
     user = (
         f"Fix the bug in my {_named(ctx.language)}.{problem_line}\n\n"
         f"{_surroundings(ctx)}{_code(ctx)}{must}\n\n"
-        f"Reply with the whole corrected code in one ```{_tag(ctx.language)} block. "
+        "First say in one or two sentences what is wrong and on which line, then give the "
+        f"whole corrected code in one ```{_tag(ctx.language)} block. "
         f"Keep the same function name and parameters and change nothing else.{_notes(ctx)}"
     )
     return _messages(system_prompt, user)
-
-
-def build_fix_explanation_prompt(
-    fix_messages: list[ChatMessage], fix: str, language: str | None, diff: str
-) -> list[ChatMessage]:
-    """Ask why a chosen fix fixes the code, so that the explanation matches the code.
-
-    A follow-up turn on the fix prompt the fix answered (its tokens are still cached), with
-    that fix as the assistant's answer and the diff it makes.
-    """
-    question = (
-        f"This is the change it makes:\n{_fence(diff, 'diff')}\n\n"
-        "In two to four sentences, tell me what was wrong, on which line, and why this change "
-        "fixes it. Explain only this change; do not propose another fix or repeat the code."
-    )
-    return [
-        *fix_messages,
-        ChatMessage("assistant", _fence(fix, language)),
-        ChatMessage("user", question),
-    ]
 
 
 def build_test_writing_prompt(

@@ -256,7 +256,7 @@ class Engine(Protocol):
 
         Each ask's answers are drawn as `sample` draws them (seed + i), and each ask's
         `time_limit_s` counts from the call's start. Answer 0 of ask 0 streams: `on_text` gets
-        its text as it comes, on the thread that runs the model (keep it short). `cancel` stops
+        its text as it comes, on the model's thread or the reader's (keep it short). `cancel` stops
         every answer. Raises EngineError where `chat`'s stream would.
         """
         ...
@@ -302,7 +302,11 @@ def together_in_turn(
                 rest = replace(
                     settings,
                     seed=None if settings.seed is None else settings.seed + 1,
-                    time_limit_s=None if left is None else left - stream.result.total_s,
+                    time_limit_s=(
+                        None
+                        if ask.settings.time_limit_s is None
+                        else ask.settings.time_limit_s - (time.monotonic() - started)
+                    ),
                 )
                 results += engine.sample(ask.messages, rest, ask.n - 1, flag)
         else:

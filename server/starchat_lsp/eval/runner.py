@@ -16,10 +16,10 @@ from typing import Any
 
 from starchat_lsp import sandbox, tasks
 from starchat_lsp.context import prompts
-from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings, StopReason
+from starchat_lsp.engine.base import Engine, GenerationResult, GenerationSettings
 from starchat_lsp.eval import records
 from starchat_lsp.eval.answer_code import written_code
-from starchat_lsp.eval.candidates import VERIFY, verifies
+from starchat_lsp.eval.candidates import verifies
 from starchat_lsp.eval.prompt_sets import EvalPrompt, parse_prompt
 from starchat_lsp.verify import pipeline
 
@@ -123,34 +123,16 @@ class Answer:
     verification: dict[str, Any] | None = None
 
 
-def _replayed(record: dict[str, Any]) -> GenerationResult:
-    """A recorded plain answer as the generation it was."""
-    metrics = record.get("metrics") or {}
-    return GenerationResult(
-        text=str(record.get("answer") or ""),
-        stop_reason=StopReason(metrics.get("stop_reason", "eos")),
-        tokens_in=int(metrics.get("tokens_in") or 0),
-        tokens_out=int(metrics.get("tokens_out") or 0),
-        time_to_first_token_s=metrics.get("time_to_first_token_s"),
-        total_s=float(metrics.get("total_s") or 0.0),
-        reused_tokens=int(metrics.get("reused_tokens") or 0),
-    )
-
-
 def answer_prompt(
     engine: Engine,
     prompt: EvalPrompt,
     settings: RunSettings,
     verify: bool = False,
-    plain: dict[str, Any] | None = None,
 ) -> Answer:
     """Ask as the editor asks: plain, or through the verification pipeline (bug feedback).
 
-    With `plain` (the same model's plain record of this prompt), the pipeline starts from that
-    answer instead of generating its draft again: the comparison is then the same first answer
-    with and without verification, free of llama.cpp's cache-dependent numerics (a greedy answer
-    can differ with what the KV cache held before), and the time is the plain answer's plus the
-    verification's.
+    The pipeline generates its own draft, together with its samples and tests (one batch on
+    llama.cpp): its time is the whole checked answer's, as the user waits for it.
     """
     generation = GenerationSettings(
         max_new_tokens=settings.max_new_tokens,
@@ -167,26 +149,18 @@ def answer_prompt(
             kind, request, engine, max_new_tokens=settings.max_new_tokens, analyze=verify
         )
         if verify:
-            # The plain answer is this draft only when the prompts are the same (no hints).
-            same = plain is not None and not prepared.findings
-            draft = _replayed(plain) if same and plain is not None else None
             verified = pipeline.run(
                 kind,
                 request,
                 engine,
                 prepared,
                 generation,
-                generate=lambda messages, s: draft or engine.chat(messages, s).finish(),
-                explain=lambda messages, s: engine.chat(messages, s).finish(),
                 options=pipeline.VerifyOptions(limits=settings.limits),
             )
-            if draft is not None and plain is not None:
-                started -= float(plain.get("seconds") or 0.0)  # the draft's time counts
             outcome, result = verified.outcome, verified.draft_result
             summary = {
                 "verdict": verified.verdict,
                 "draft": verified.draft.answer,
-                "draft_from": None if draft is None or plain is None else plain.get("candidate"),
                 "hints": [finding.describe() for finding in prepared.findings],
                 "verified": verified.verified,
                 "chosen": verified.chosen,
@@ -253,16 +227,8 @@ def answer_all(
 ) -> None:
     """Answer, test and record each prompt in `todo`, appending each record when it is whole."""
     verify = verifies(candidate)
-    plain = {}
-    if verify:  # the same model's plain answers in this run: the drafts (see answer_prompt)
-        same = candidate.removesuffix(VERIFY)
-        plain = {
-            str(r.get("prompt_id")): r
-            for r in records.read_records(out / records.ANSWERS)
-            if r.get("candidate") == same
-        }
     for prompt in todo:
-        answer = answer_prompt(engine, prompt, settings, verify, plain.get(prompt.id))
+        answer = answer_prompt(engine, prompt, settings, verify)
         record = {
             "candidate": candidate,
             "model": engine.name,

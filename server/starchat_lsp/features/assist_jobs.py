@@ -143,6 +143,15 @@ async def run_job(
         engine: Engine, flag: CancelFlag
     ) -> tuple[tasks.Prepared, GenerationResult, pipeline.Verified | None]:
         flags.append(flag)
+
+        def send(chunk: str) -> None:  # on the event loop: a cancelled request streams no more
+            if on_text is not None and not flag.cancelled:
+                on_text(chunk)
+
+        def stream(chunk: str) -> None:  # on the model's thread: the draft as it comes
+            if not flag.cancelled:
+                loop.call_soon_threadsafe(send, chunk)
+
         # Tokenizing and parsing a large file also stays off the event loop.
         prepared = tasks.prepare(
             kind,
@@ -160,8 +169,7 @@ async def run_job(
             engine,
             prepared,
             settings,
-            generate=lambda messages, s: stream_answer(engine, messages, s, flag, on_text, loop),
-            explain=lambda messages, s: engine.chat(messages, s, cancel=flag).finish(),
+            on_text=stream,
             options=verify,
             cancel=flag,
             on_stage=stage,

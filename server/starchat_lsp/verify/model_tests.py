@@ -12,7 +12,7 @@ import ast
 import textwrap
 
 from starchat_lsp.context import answers, prompts
-from starchat_lsp.engine.base import CancelFlag, Engine, GenerationSettings, StopReason
+from starchat_lsp.engine.base import ChatMessage
 from starchat_lsp.verify.evidence import Check, function_names, valid_check
 
 SOURCE = "tests the model wrote"
@@ -53,21 +53,14 @@ def parse(answer: str, names: list[str]) -> list[Check]:
     return list(found.values())[:MAX_TESTS]
 
 
-def write(
-    engine: Engine,
-    code: str,
-    note: str | None,
-    settings: GenerationSettings,
-    cancel: CancelFlag,
-    system_prompt: str | None = None,
-) -> tuple[list[Check], int]:
-    """Ask the model (greedy) for tests of the selected functions; the tests and tokens spent."""
+def request(
+    code: str, note: str | None, system_prompt: str | None = None
+) -> tuple[list[ChatMessage], list[str]] | None:
+    """What to ask the model (greedy) for tests of the selected functions, and their names;
+    None when the code has no function to test. `parse` reads the answer."""
     names = function_names(code)
     spec = contract(code, names)
     if spec is None:
-        return [], 0
+        return None
     messages = prompts.build_test_writing_prompt(spec, note, names[0], MAX_TESTS - 2, system_prompt)
-    result = engine.chat(messages, settings, cancel=cancel).finish()
-    if result.stop_reason is StopReason.CANCELLED:
-        return [], result.tokens_out
-    return parse(result.text, names), result.tokens_out
+    return messages, names

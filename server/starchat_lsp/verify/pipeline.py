@@ -1,14 +1,16 @@
 """Verified feedback and fixes: one implementation for the CLI, the language server and the eval.
 
-1. The draft: the plain answer (greedy), streamed to the user as it comes.
-2. Evidence: checks from the user's note, the docstrings and the workspace tests (Python);
-   when none says what the right result is, tests the model writes from the function's
-   contract (signature, docstring, note), which only order fixes (verify.model_tests).
-3. Candidates: the draft's fix plus fixes sampled at a temperature, within a time budget,
-   duplicates (same syntax tree) counted as votes.
+1. Evidence, before any model runs: checks from the user's note, the docstrings and the
+   workspace tests (Python).
+2. One `Engine.together` call (one llama.cpp batch per token): the draft, the plain answer
+   (greedy), streamed to the user as it comes; fixes sampled at a temperature from the fix
+   prompt (what is wrong, then the code, with the checks it must pass); and, when no check
+   says what the right result is, tests the model writes from the function's contract
+   (signature, docstring, note), which only order fixes (verify.model_tests).
+3. Candidates: the draft's fix and the samples, duplicates (same syntax tree) counted as votes.
 4. Checks on each: static ones, then the evidence in the sandbox (never in this process).
-5. Choose by `Candidate.rank`, ask the model to explain the chosen diff when it is not the
-   draft's, and say how sure we are. Cancel stops all of it between and inside generations.
+5. Choose by `Candidate.rank`, and say how sure we are. A chosen sample's answer says what was
+   wrong in its own words. Cancel stops all of it, inside the generations too.
 
 Everything here blocks: callers run it on their model worker thread.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 from starchat_lsp import edits, sandbox, tasks
 from starchat_lsp.context import prompts
 from starchat_lsp.engine.base import (
+    Ask,
     CancelFlag,
     ChatMessage,
     Engine,
@@ -36,24 +39,20 @@ from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
 
-# Runs a generation, streaming it wherever the caller shows text; returns the whole result.
-Generate = Callable[[list[ChatMessage], GenerationSettings], GenerationResult]
-
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyOptions:
     enabled: bool = True
     candidates: int = 4  # fixes to consider, the draft's included
     temperature: float = 0.8  # for the sampled fixes
-    time_budget_s: float | None = None  # for the samples; None: 1.5x the draft's time
-    explain: bool = True  # explain a chosen fix that is not the draft's
+    time_budget_s: float | None = None  # for the samples and tests; None: the draft's limit
     limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(time_s=5.0))
     workspace: Path | None = None  # where to look for tests that call the function
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A step of verification, for progress displays: evidence, sampling, checking, explaining."""
+    """A step of verification, for progress displays: evidence, sampling, checking, done."""
 
     name: str
     message: str
@@ -103,16 +102,24 @@ class _Run:
     def language(self) -> str | None:
         return self.prepared.context.language
 
-    def gather_evidence(self) -> None:
+    def collect_evidence(self) -> None:
+        """The checks the note, the docstrings and the workspace's tests give: no code runs."""
         ctx = self.prepared.context
         self.original_signatures = checks.signatures(ctx.code, self.language)
         if self.language != "python":
             self.why_not_run = "checks run only for Python"
             return
+        self.on_stage(Stage("evidence", "looking for examples in your note, docstrings and tests"))
+        names = evidence.function_names(ctx.code)
+        self.evidence = evidence.gather(ctx.code, self.request.note, names, self.options.workspace)
+
+    def run_evidence(self) -> None:
+        """The analyzer's findings and the checks on the user's code, in the sandbox."""
+        if self.language != "python":
+            return
+        ctx = self.prepared.context
         self.found_before = analyzer.kinds(analyzer.analyze(self.request.text, self.request.path))
         names = evidence.function_names(ctx.code)
-        self.on_stage(Stage("evidence", "looking for examples in your note, docstrings and tests"))
-        self.evidence = evidence.gather(ctx.code, self.request.note, names, self.options.workspace)
         self.harness, detail = checks.find_harness(
             self.request, ctx.imports, names, self.options.limits
         )
@@ -162,29 +169,31 @@ class _Run:
                     found.reproduced_passed.append(check)
         return found
 
-    def write_tests(self, settings: GenerationSettings, time_limit_s: float) -> None:
+    def tests_ask(self, settings: GenerationSettings) -> tuple[Ask, list[str]] | None:
         """Tests from the model, when the user's checks can't tell fixes apart (Python only)."""
-        if self.harness is None or self.cancel.cancelled:
-            return
-        if evidence.says_what_is_right(self.evidence):
-            return
-        self.on_stage(Stage("testing", "writing tests for the function"))
-        self.generated, tokens = model_tests.write(
-            self.engine,
-            self.prepared.context.code,
-            self.request.note,
-            GenerationSettings(
-                max_new_tokens=min(settings.max_new_tokens, 256), time_limit_s=time_limit_s
-            ),
-            self.cancel,
-            self.system_prompt,
+        if self.language != "python" or evidence.says_what_is_right(self.evidence):
+            return None
+        asked = model_tests.request(
+            self.prepared.context.code, self.request.note, self.system_prompt
         )
-        self.tokens_out += tokens
+        if asked is None:
+            return None
+        messages, names = asked
+        tests = GenerationSettings(
+            max_new_tokens=min(settings.max_new_tokens, 256), time_limit_s=settings.time_limit_s
+        )
+        return Ask(messages, tests), names
+
+    def take_tests(self, answer: GenerationResult, names: list[str]) -> None:
+        """The model's tests, and which of them fail on the user's code (reproduce the report)."""
+        if answer.stop_reason is StopReason.CANCELLED or self.harness is None:
+            return
+        self.generated = model_tests.parse(answer.text, names)
         # A test that fails on the user's code reproduces what they reported, if the test is
         # right (the model wrote it): a fix that passes one ranks above one that passes only
         # others, and the verdict shows it, but never calls the fix verified for it.
         for check in self.generated:
-            if self.cancel.cancelled or self.harness is None:
+            if self.cancel.cancelled:
                 return
             if checks.run_check(self.harness, self.request.text, check).status != "pass":
                 self.reproducing.append(check)
@@ -211,14 +220,8 @@ class _Run:
         passed_all = len(candidate.assessment.passed) == len(self.evidence)
         return passed_all and evidence.says_what_is_right(self.evidence)
 
-    def sample(self, settings: GenerationSettings, budget_s: float) -> None:
-        """Sampled fixes until enough distinct ones, the budget is spent, or one passes all.
-
-        They are asked by the fix prompt, with the checks the fix must pass. The fixes still
-        wanted are drawn together (`Engine.sample`: one batch on llama.cpp, where N answers
-        cost little more than one); a batch whose answers were all duplicates is followed by
-        another while the budget lasts.
-        """
+    def samples_ask(self, settings: GenerationSettings) -> Ask:
+        """The fixes to sample: the fix prompt, with the checks the fix must pass."""
         ctx = self.prepared.context
         messages = prompts.build_fix_prompt(
             ctx,
@@ -227,36 +230,23 @@ class _Run:
             checks=tuple(c.code for c in self.evidence if c.kind != "runs"),
         )
         self.fix_messages = messages
-        prepared = tasks.Prepared(messages=messages, context=ctx)
-        code_tokens = self.engine.count_tokens(ctx.code)
-        room = 2 * code_tokens + 96
-        started = time.monotonic()
-        longest = 0.0  # the longest batch so far: one that would not fit is not started
-        seed = 1
-        while seed < 4 * self.options.candidates:
-            left = budget_s - (time.monotonic() - started)
-            wanted = self.options.candidates - len(self.candidates)
-            if wanted <= 0 or self.cancel.cancelled or left <= 0 or left < 0.75 * longest:
+        # What is wrong in a sentence or two, then the code: room for both, not for an essay.
+        room = 2 * self.engine.count_tokens(ctx.code) + 160
+        sampled = GenerationSettings(
+            max_new_tokens=min(settings.max_new_tokens, room),
+            temperature=self.options.temperature,
+            top_p=0.95,
+            seed=1,
+            time_limit_s=self.options.time_budget_s or settings.time_limit_s,
+        )
+        return Ask(messages, sampled, self.options.candidates - 1)
+
+    def take_samples(self, results: list[GenerationResult]) -> None:
+        prepared = tasks.Prepared(messages=self.fix_messages, context=self.prepared.context)
+        for result in results:
+            if result.stop_reason is StopReason.CANCELLED or self.cancel.cancelled:
                 return
-            self.on_stage(Stage("sampling", f"trying {wanted} more fixes at once"))
-            sampled = GenerationSettings(
-                max_new_tokens=min(settings.max_new_tokens, room),
-                temperature=self.options.temperature,
-                top_p=0.95,
-                seed=seed,
-                time_limit_s=1.5 * left,  # a little over rather than a cut, wasted answer
-            )
-            batch_started = time.monotonic()
-            results = self.engine.sample(messages, sampled, wanted, cancel=self.cancel)
-            longest = max(longest, time.monotonic() - batch_started)
-            seed += wanted
-            self.tokens_out += sum(result.tokens_out for result in results)
-            for result in results:
-                if result.stop_reason is StopReason.CANCELLED:
-                    return
-                outcome = tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result)
-                if self.passes_all(self.add(outcome)):
-                    return
+            self.add(tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result))
 
 
 def run(
@@ -266,26 +256,35 @@ def run(
     prepared: tasks.Prepared,
     settings: GenerationSettings,
     *,
-    generate: Generate,
+    on_text: Callable[[str], None] | None = None,
     options: VerifyOptions | None = None,
     cancel: CancelFlag | None = None,
     on_stage: Callable[[Stage], None] = _no_stage,
-    explain: Generate | None = None,
     system_prompt: str | None = None,
 ) -> Verified:
-    """Draft, gather evidence, sample, check, choose, explain; see the module's docstring.
-
-    `generate` runs the draft (the caller streams it); `explain`, the explanation of a chosen
-    fix that is not the draft's (default: `generate`). Both must honour `cancel`.
+    """Evidence, then draft, samples and tests together, then check and choose; see the
+    module's docstring. `on_text` gets the draft as it streams, on the model's thread.
     """
     options = options or VerifyOptions()
     cancel = cancel or CancelFlag()
     started = time.monotonic()
-    draft_result = generate(prepared.messages, settings)
-    draft = tasks.conclude(kind, request, prepared, draft_result)
     job = _Run(request, prepared, engine, options, cancel, on_stage)
     job.system_prompt = system_prompt
-    job.tokens_out = draft_result.tokens_out
+    job.collect_evidence()
+    asks = [Ask(prepared.messages, settings)]
+    tests: tuple[Ask, list[str]] | None = None
+    if options.candidates > 1:
+        asks.append(job.samples_ask(settings))
+        tests = job.tests_ask(settings)
+        if tests is not None:
+            asks.append(tests[0])
+        wanted = options.candidates - 1
+        also = " and tests" if tests is not None else ""
+        on_stage(Stage("sampling", f"drafting an answer with {wanted} more fixes{also} at once"))
+    results = engine.together(asks, cancel, on_text)
+    draft_result = results[0][0]
+    draft = tasks.conclude(kind, request, prepared, draft_result)
+    job.tokens_out = sum(result.tokens_out for answers in results for result in answers)
 
     def finished(chosen: Candidate | None, outcome: tasks.Outcome, verdict: str) -> Verified:
         return Verified(
@@ -304,19 +303,17 @@ def run(
 
     if cancel.cancelled or draft_result.stop_reason is StopReason.CANCELLED:
         return finished(None, draft, "cancelled")
-    job.gather_evidence()
-    budget = options.time_budget_s
-    if budget is None:
-        budget = max(1.5 * draft_result.total_s, 3.0)
-    if options.candidates > 1:
-        job.write_tests(settings, max(budget / 2, 1.0))
+    job.run_evidence()
+    if tests is not None:
+        job.take_tests(results[2][0], tests[1])
     # Tried and dropped (docs/eval/README.md): asking the samples as a follow-up to a draft
     # that went wrong, saying what was wrong, reasons first: 5 of 20 development cases passed,
     # against 8 of 20 with the fix prompt, which asks for the code with the checks it must pass.
     first = job.add(draft)
-    if not job.passes_all(first):
-        job.sample(settings, budget)
-    chosen = ranking.choose(job.candidates)
+    if len(results) > 1:
+        job.take_samples(results[1])
+    # A draft that passes every check is what the user read as it streamed: it stays.
+    chosen = first if job.passes_all(first) else ranking.choose(job.candidates)
     verdict = ranking.verdict(
         chosen,
         job.evidence,
@@ -329,18 +326,6 @@ def run(
     if chosen is None:
         return finished(None, _refused(draft, verdict), verdict)
     outcome = chosen.outcome
-    if chosen.index != 0 and options.explain and not cancel.cancelled:
-        on_stage(Stage("explaining", "explaining the checked fix"))
-        assert outcome.fix is not None  # chosen fixes have one
-        messages = prompts.build_fix_explanation_prompt(
-            job.fix_messages, outcome.fix, prepared.context.language, outcome.diff
-        )
-        short = dataclasses.replace(settings, max_new_tokens=min(settings.max_new_tokens, 160))
-        explained = (explain or generate)(messages, short)
-        job.tokens_out += explained.tokens_out
-        fence = f"```{prepared.context.language or ''}"
-        answer = f"{explained.text.strip()}\n\n{fence}\n{outcome.fix}\n```"
-        outcome = dataclasses.replace(outcome, answer=answer)
     assert outcome.new_text is not None  # chosen fixes are applicable
     lines = edits.replaced_lines(request.text, outcome.new_text)
     outcome = dataclasses.replace(outcome, lines=lines or outcome.lines)
