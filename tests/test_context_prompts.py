@@ -60,13 +60,19 @@ def test_notes_reach_the_model() -> None:
     assert "Note: the selection was cut." in user_text(instruction)
 
 
-def test_fix_prompt_asks_for_the_whole_code_with_the_same_signature() -> None:
-    text = user_text(prompts.build_fix_prompt(INSIDE, problem="F821 undefined name 'count'"))
-    assert "The problem: F821 undefined name 'count'" in text
-    assert "```python\n    total = price * count\n    return total\n```" in text  # unnumbered
-    assert "12 |" not in text
-    assert "whole corrected code in one ```python block" in text
-    assert "same function name and parameters" in text
+def test_fix_prompt_asks_for_the_code_only_and_begins_as_the_feedback_prompt() -> None:
+    note = "F821 undefined name 'count'"
+    hints = ("line 12: undefined name 'count' (F821)",)
+    fix = user_text(
+        prompts.build_fix_prompt(INSIDE, note, checks=("assert f(1) == 2",), hints=hints)
+    )
+    feedback = user_text(prompts.build_feedback_prompt(INSIDE, note, hints=hints))
+    # The same report (note, numbered code, hints): the samples share the draft's KV cache.
+    shared = feedback[: feedback.index("Tell me what is wrong")]
+    assert fix.startswith(shared) and "12 |" in shared and note in shared
+    assert "must pass these checks:\n```python\nassert f(1) == 2\n```" in fix
+    assert "only the whole corrected code in one ```python block, without line numbers" in fix
+    assert "same function names and parameters" in fix
 
 
 def test_explain_prompt_asks_for_markdown() -> None:
@@ -129,4 +135,17 @@ def test_fill_in_the_middle_can_put_the_cursor_line_start_after_the_middle_token
     qwen = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
     assert templates.fill_in_middle(qwen, prompt) == (
         "<|fim_prefix|># s.py\na = 1\n<|fim_suffix|>\nc = 3\n<|fim_middle|>    b = "
+    )
+
+
+def test_fill_in_the_middle_can_put_the_suffix_first() -> None:
+    spm = prompts.build_completion_prompt(
+        "a = 1\nb = ", "\nc = 3\n", "python", "s.py", suffix_first=True
+    )
+    assert spm == CompletionPrompt(
+        prefix="# s.py\na = 1\nb = ", suffix="\nc = 3\n", suffix_first=True
+    )
+    qwen = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+    assert templates.fill_in_middle(qwen, spm) == (
+        "<|fim_suffix|>\nc = 3\n<|fim_prefix|># s.py\na = 1\nb = <|fim_middle|>"
     )

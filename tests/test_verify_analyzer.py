@@ -125,7 +125,7 @@ def test_a_fix_that_clears_the_finding_outranks_answers_that_agree_on_one_that_k
         asked = messages[-1].content
         if "Write " in asked and "assert statements" in asked:
             return "no tests"  # the model's own tests: none usable
-        if "Fix the bug" in asked:
+        if "Reply with only the whole corrected code" in asked:
             return f"```python\n{next(samples, KEEPS)}```"
         return f"It returns a copy, so callers cannot change the list.\n```python\n{KEEPS}```"
 

@@ -71,8 +71,8 @@ class VerifyOptions:
     """Feedback and fixes: try several fixes and check them before offering one (issue 9)."""
 
     enabled: bool = True  # false: the plain answer only, faster
-    candidates: int = 4  # fixes to try, the first answer's included
-    time_budget_s: float = 0.0  # for trying more fixes; 0: 1.5x the first answer's, >= 10 s
+    candidates: int = 3  # fixes to try, the first answer's included (drawn beside it)
+    time_budget_s: float = 0.0  # for the fixes and tests drawn beside it; 0: the answer's limit
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -45,7 +45,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="time for trying more fixes (default: 1.5x the first answer's, at least 10 s)",
+        help="time for the fixes and tests drawn beside the first answer (default: its own limit)",
     )
 
 

@@ -117,6 +117,20 @@ def _notes(ctx: CodeContext) -> str:
     return "".join(f"\nNote: {note}." for note in ctx.notes)
 
 
+def _bug_report(ctx: CodeContext, user_note: str | None, hints: tuple[str, ...]) -> str:
+    """The user's report: the bug, their note, the code numbered, the linter's findings."""
+    note = f"\n{user_note.strip()}" if user_note and user_note.strip() else ""
+    listed = "".join(f"\n- {hint}" for hint in hints)
+    analyzer = (
+        f"\n\nA linter reports (it may or may not be the bug I mean):{listed}" if hints else ""
+    )
+    return (
+        f"I wrote this {_named(ctx.language)} and it has a bug. What's wrong with it?{note}\n\n"
+        f"{_surroundings(ctx)}"
+        f"{_code(ctx, numbered=True)}{analyzer}\n\n"
+    )
+
+
 def build_feedback_prompt(
     ctx: CodeContext,
     user_note: str | None = None,
@@ -127,15 +141,8 @@ def build_feedback_prompt(
 
     `hints`: what a static analyzer reports on these lines (`line 5: ... (B006)`).
     """
-    note = f"\n{user_note.strip()}" if user_note and user_note.strip() else ""
-    listed = "".join(f"\n- {hint}" for hint in hints)
-    analyzer = (
-        f"\n\nA linter reports (it may or may not be the bug I mean):{listed}" if hints else ""
-    )
     user = (
-        f"I wrote this {_named(ctx.language)} and it has a bug. What's wrong with it?{note}\n\n"
-        f"{_surroundings(ctx)}"
-        f"{_code(ctx, numbered=True)}{analyzer}\n\n"
+        f"{_bug_report(ctx, user_note, hints)}"
         "Tell me what is wrong and on which line, then give the whole corrected code "
         f"in one ```{_tag(ctx.language)} block, without line numbers.{_notes(ctx)}"
     )
@@ -147,21 +154,21 @@ def build_fix_prompt(
     problem: str | None = None,
     system_prompt: str | None = None,
     checks: tuple[str, ...] = (),
+    hints: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """Ask what is wrong in a sentence or two, then for the whole corrected code, same names
-    and parameters, nothing else changed (small models fix more when they say why first).
+    """Ask for the whole corrected code only, same names and parameters, nothing else changed.
 
+    It begins as the feedback prompt with the same note and hints does, so that fixes sampled
+    beside a feedback answer share its prompt's KV cache; only the request at the end differs.
     `checks` (Python asserts the user's examples became) are shown as what the fix must pass.
     """
-    problem_line = f"\nThe problem: {problem.strip()}" if problem and problem.strip() else ""
     listed = _fence("\n".join(checks), ctx.language)
-    must = f"\n\nThe fixed code must pass these checks:\n{listed}" if checks else ""
+    must = f"The fixed code must pass these checks:\n{listed}\n\n" if checks else ""
     user = (
-        f"Fix the bug in my {_named(ctx.language)}.{problem_line}\n\n"
-        f"{_surroundings(ctx)}{_code(ctx)}{must}\n\n"
-        "First say in one or two sentences what is wrong and on which line, then give the "
-        f"whole corrected code in one ```{_tag(ctx.language)} block. "
-        f"Keep the same function name and parameters and change nothing else.{_notes(ctx)}"
+        f"{_bug_report(ctx, problem, hints)}{must}"
+        f"Reply with only the whole corrected code in one ```{_tag(ctx.language)} block, "
+        "without line numbers. Keep the same function names and parameters and change nothing "
+        f"else.{_notes(ctx)}"
     )
     return _messages(system_prompt, user)
 
@@ -248,6 +255,7 @@ def build_completion_prompt(
     path: str | None = None,
     *,
     line_in_middle: bool = False,
+    suffix_first: bool = False,
     other_files: tuple[OtherFile, ...] = (),
     workspace: tuple[str, str] = ("", ""),
 ) -> CompletionPrompt:
@@ -259,6 +267,7 @@ def build_completion_prompt(
     everything from the cursor on, the text after the cursor included. It is off: on 32
     `eval complete` holes, qwen2.5-coder-1.5b matched 4 exactly this way against 11 with the
     plain layout (it went on from a trailing space with another one, or ended the line at once).
+    `suffix_first` asks for the suffix-prefix-middle order (see `CompletionPrompt`).
     `other_files` go ahead of it all (the engine renders them, see `OtherFiles`); `workspace`
     is the workspace folder's name and the document's path in it.
     """
@@ -280,6 +289,7 @@ def build_completion_prompt(
         suffix=suffix,
         middle=middle,
         other_files=files,
+        suffix_first=suffix_first,
     )
 
 

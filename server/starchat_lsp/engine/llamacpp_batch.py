@@ -32,6 +32,12 @@ from starchat_lsp.engine.stop_strings import StopStringMatcher
 # Sequences the context holds: 0 for the prompt, the rest for answers decoded together. More
 # answers than that go in groups, one after another, each starting from the kept prompt.
 MAX_SEQUENCES = 8
+# KV cells the context has beyond its window, for the answers decoded together: a checked fix's
+# draft, three samples and the model's tests (about 2,700 cells with their limits on a 350-token
+# prompt) did not fit a 4,096-cell cache beside the room kept for an interactive request, and the
+# tests waited for a second round (2.9x the plain answer's time on a development case). Qwen2.5-
+# Coder-1.5B's KV cache is 28 KB a token: 4,096 more cells are 115 MB.
+ANSWER_CELLS = 4096
 
 
 @contextlib.contextmanager

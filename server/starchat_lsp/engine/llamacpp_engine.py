@@ -179,7 +179,9 @@ class LlamaCppEngine:
                 with _prints_to_log(), _safe_buffers(), llamacpp_batch.context_params():
                     llama = llama_cpp.Llama(
                         model_path=str(self._path),
-                        n_ctx=self._context_size or DEFAULT_CONTEXT_CAP,
+                        # the window, and room for answers decoded together (llamacpp_batch)
+                        n_ctx=(self._context_size or DEFAULT_CONTEXT_CAP)
+                        + llamacpp_batch.ANSWER_CELLS,
                         n_threads=threads,
                         n_threads_batch=threads,
                         n_gpu_layers=0,

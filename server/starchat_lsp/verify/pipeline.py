@@ -4,13 +4,13 @@
    workspace tests (Python).
 2. One `Engine.together` call (one llama.cpp batch per token): the draft, the plain answer
    (greedy), streamed to the user as it comes; fixes sampled at a temperature from the fix
-   prompt (what is wrong, then the code, with the checks it must pass); and, when no check
+   prompt (the code only, with the checks it must pass); and, when no check
    says what the right result is, tests the model writes from the function's contract
    (signature, docstring, note), which only order fixes (verify.model_tests).
 3. Candidates: the draft's fix and the samples, duplicates (same syntax tree) counted as votes.
 4. Checks on each: static ones, then the evidence in the sandbox (never in this process).
-5. Choose by `Candidate.rank`, and say how sure we are. A chosen sample's answer says what was
-   wrong in its own words. Cancel stops all of it, inside the generations too.
+5. Choose by `Candidate.rank`, and say how sure we are. A chosen sample's fix comes under the
+   draft's reasons, said to be another fix. Cancel stops all of it, inside the generations too.
 
 Everything here blocks: callers run it on their model worker thread.
 """
@@ -43,7 +43,7 @@ from starchat_lsp.verify.ranking import Candidate
 @dataclass(frozen=True, kw_only=True)
 class VerifyOptions:
     enabled: bool = True
-    candidates: int = 4  # fixes to consider, the draft's included
+    candidates: int = 3  # fixes to consider, the draft's included
     temperature: float = 0.8  # for the sampled fixes
     time_budget_s: float | None = None  # for the samples and tests; None: the draft's limit
     limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(time_s=5.0))
@@ -228,10 +228,12 @@ class _Run:
             self.request.note,
             self.system_prompt,
             checks=tuple(c.code for c in self.evidence if c.kind != "runs"),
+            hints=tuple(finding.describe() for finding in self.prepared.findings),
         )
         self.fix_messages = messages
-        # What is wrong in a sentence or two, then the code: room for both, not for an essay.
-        room = 2 * self.engine.count_tokens(ctx.code) + 160
+        # The code only: decoded beside the draft, a sample costs each step it is still running
+        # (reasons first made them longer than the draft: 2.2x its time on a development case).
+        room = 2 * self.engine.count_tokens(ctx.code) + 96
         sampled = GenerationSettings(
             max_new_tokens=min(settings.max_new_tokens, room),
             temperature=self.options.temperature,
@@ -326,10 +328,25 @@ def run(
     if chosen is None:
         return finished(None, _refused(draft, verdict), verdict)
     outcome = chosen.outcome
+    if chosen.index != 0:
+        outcome = dataclasses.replace(outcome, answer=_sampled_answer(outcome, prepared))
     assert outcome.new_text is not None  # chosen fixes are applicable
     lines = edits.replaced_lines(request.text, outcome.new_text)
     outcome = dataclasses.replace(outcome, lines=lines or outcome.lines)
     return finished(chosen, outcome, verdict)
+
+
+def _sampled_answer(outcome: tasks.Outcome, prepared: tasks.Prepared) -> str:
+    """The answer for a chosen fix that is not the draft's: the fix, said to be another one.
+
+    The samples are asked for the code only (they decode beside the draft: their length is
+    time), so the draft's reasons stay above it in the chat and the verdict says what it passed.
+    """
+    fence = f"```{prepared.context.language or ''}"
+    return (
+        "Checked fix (another than the first answer's; the verdict says what it passed):\n\n"
+        f"{fence}\n{outcome.fix}\n```"
+    )
 
 
 def _refused(draft: tasks.Outcome, verdict: str) -> tasks.Outcome:
