@@ -261,7 +261,8 @@ def test_fill_in_the_middle_where_the_vocabulary_has_fim_tokens() -> None:
 @needs_llama
 @pytest.mark.default_model
 def test_typing_on_a_line_reads_only_the_typed_tokens_again() -> None:
-    """The cursor line's start goes after the middle token: a key changes the prompt's end only."""
+    """With the cursor line's start after the middle token, or the suffix first (SPM), a key
+    changes the prompt's end only; in the plain layout the text after the cursor is read again."""
     resolved = ModelStore().resolve(FIM_MODEL)
     if resolved.gguf_path is None or not resolved.gguf_path.is_file():
         pytest.skip(f"{FIM_MODEL} is not pulled (`starchat-lsp models pull {FIM_MODEL}`)")
@@ -269,7 +270,7 @@ def test_typing_on_a_line_reads_only_the_typed_tokens_again() -> None:
     head = "def mean(values):\n    total = 0\n    for value in values:\n        total += value\n"
     tail = "\n    return average\n\n\nprint(mean([1, 2, 3]))\n" * 4
 
-    def at_cursor(line: str, line_in_middle: bool) -> completion.Completion:
+    def at_cursor(line: str, layout: str) -> completion.Completion:
         text = head + line + tail
         return completion.complete(
             engine,
@@ -281,17 +282,18 @@ def test_typing_on_a_line_reads_only_the_typed_tokens_again() -> None:
             max_new_tokens=4,
             max_context_tokens=1024,
             flag=CancelFlag(),
-            line_in_middle=line_in_middle,
+            line_in_middle=layout == "line-in-middle",
+            suffix_first=layout == "suffix-first",
         )
 
     try:
-        for line_in_middle in (True, False):
+        for layout in ("line-in-middle", "suffix-first", "plain"):
             engine.llama.reset()
-            at_cursor("    aver", line_in_middle)
-            typed = at_cursor("    avera", line_in_middle).result
+            at_cursor("    aver", layout)
+            typed = at_cursor("    avera", layout).result
             suffix_tokens = engine.count_tokens(tail)
-            if line_in_middle:  # only the cursor word's last tokens are read again
-                assert typed.tokens_in - typed.reused_tokens <= 3
+            if layout != "plain":  # only the cursor word's last tokens are read again
+                assert typed.tokens_in - typed.reused_tokens <= 3, layout
             else:  # the text after the cursor comes after the key: it is read again
                 assert typed.tokens_in - typed.reused_tokens > suffix_tokens
     finally:

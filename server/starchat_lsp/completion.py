@@ -113,6 +113,7 @@ def complete(
     system_prompt: str | None = None,
     fill_in_middle: bool | None = None,
     line_in_middle: bool = False,
+    suffix_first: bool = False,
     workspace: Path | None = None,
     other_files: bool = False,
 ) -> Completion:
@@ -122,7 +123,8 @@ def complete(
     text the model sees. `fill_in_middle` False asks by the chat prompt even when the model can
     fill in the middle (the eval compares the two); None: when it can. `line_in_middle` puts the
     cursor line's start after the middle token (see `prompts.build_completion_prompt`; it lost
-    quality in the eval, so it is off). With `other_files` and a
+    quality in the eval, so it is off); `suffix_first`, the suffix-prefix-middle order. With
+    `other_files` and a
     `workspace` folder, the definitions from its other files that the cursor's scope uses go
     ahead of the text (`context.other_files`), taking up to a quarter of `max_context_tokens`
     from the text around the cursor.
@@ -144,6 +146,7 @@ def complete(
             language,
             path,
             line_in_middle=line_in_middle,
+            suffix_first=suffix_first,
             other_files=found,
             workspace=_names_in(workspace, path) if found else ("", ""),
         )

@@ -156,7 +156,8 @@ def _register_complete(actions: Any) -> None:
         "--modes",
         default="fim,chat",
         help="the prompts to compare: fim (fill-in-the-middle, for a model that has it), "
-        "fim-line (fill-in-the-middle with the cursor line's start after the middle token), chat "
+        "fim-line (fill-in-the-middle with the cursor line's start after the middle token), "
+        "fim-spm (suffix, prefix, then middle), chat "
         "(default: fim,chat); each with "
         "+files (fim+files) also gives the definitions from other files of --source that the "
         "hole's code uses (completion.other_files)",

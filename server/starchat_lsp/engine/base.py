@@ -55,6 +55,9 @@ class CompletionPrompt:
     suffix: str | None = None
     middle: str = ""
     other_files: OtherFiles | None = None  # ahead of the prefix (OtherFiles says how)
+    # Suffix, then prefix (SPM order): typing at the cursor changes only the prompt's last
+    # tokens, so the KV cache of the text after the cursor is kept from key to key.
+    suffix_first: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,10 +89,17 @@ def plain_completion(prompt: CompletionPrompt, repo: tuple[str, str] | None = No
 def fill_in_middle(
     tokens: tuple[str, str, str], prompt: CompletionPrompt, repo: tuple[str, str] | None = None
 ) -> str:
-    """Prefix, suffix, then the middle so far (prefix-suffix-middle order); the other files
-    first, in the repo-level format when `repo` has its tokens, else at the prefix's start."""
+    """Prefix, suffix, then the middle so far (prefix-suffix-middle order), or with
+    `suffix_first` the suffix, the prefix, then the middle (llama-cpp-python's `spm_infill`
+    layout); the other files first, in the repo-level format when `repo` has its tokens, else
+    at the prefix's start."""
     prefix_token, suffix_token, middle_token = tokens
     ahead, inside = other_files(prompt.other_files, repo)
+    if prompt.suffix_first:
+        return (
+            f"{ahead}{suffix_token}{prompt.suffix or ''}{prefix_token}{inside}{prompt.prefix}"
+            f"{middle_token}{prompt.middle}"
+        )
     return (
         f"{ahead}{prefix_token}{inside}{prompt.prefix}{suffix_token}{prompt.suffix or ''}"
         f"{middle_token}{prompt.middle}"

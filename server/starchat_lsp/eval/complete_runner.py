@@ -31,9 +31,11 @@ KIND = "completion"  # run.json's "kind": what `eval report` looks for
 HOLES = "holes.jsonl"
 COMPLETIONS = "completions.jsonl"
 # fim: the product's prompt (prefix, suffix, middle); fim-line: the cursor line's start after
-# the middle token, measured worse (docs/eval/README.md); chat: a chat prompt with a cursor marker.
-PROMPTS = ("fim", "fim-line", "chat")
-FIM_PROMPTS = ("fim", "fim-line")
+# the middle token, measured worse (docs/eval/README.md); fim-spm: suffix, prefix, middle (the
+# text after the cursor is kept in the KV cache while typing); chat: a chat prompt with a
+# cursor marker.
+PROMPTS = ("fim", "fim-line", "fim-spm", "chat")
+FIM_PROMPTS = ("fim", "fim-line", "fim-spm")
 # A prompt with this suffix (`fim+files`) also gets the definitions from other files of the
 # source folder that the hole's scope uses (completion.other_files; the folder is the workspace).
 WITH_FILES = "+files"
@@ -247,6 +249,7 @@ def complete_hole(
             flag=CancelFlag(),
             fill_in_middle=mode.prompt in FIM_PROMPTS,
             line_in_middle=mode.prompt == "fim-line",
+            suffix_first=mode.prompt == "fim-spm",
             workspace=workspace,
             other_files=mode.other_files,
         )
