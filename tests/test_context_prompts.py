@@ -2,6 +2,7 @@ from starchat_lsp.context import prompts
 from starchat_lsp.context.prompts import CodeContext
 from starchat_lsp.engine import templates
 from starchat_lsp.engine.base import ChatMessage, CompletionPrompt
+from starchat_lsp.engine.worker import protocol
 
 INSIDE = CodeContext(
     code="    total = price * count\n    return total",
@@ -149,3 +150,5 @@ def test_fill_in_the_middle_can_put_the_suffix_first() -> None:
     assert templates.fill_in_middle(qwen, spm) == (
         "<|fim_suffix|>\nc = 3\n<|fim_prefix|># s.py\na = 1\nb = <|fim_middle|>"
     )
+    # the model process gets it as it was asked (the shared host renders it)
+    assert protocol.prompt_from_wire(protocol.prompt_to_wire(spm)) == spm

@@ -115,6 +115,7 @@ def prompt_to_wire(prompt: CompletionPrompt) -> Message:
         "suffix": prompt.suffix,
         "middle": prompt.middle,
         "other_files": None if files is None else dataclasses.asdict(files),
+        "suffix_first": prompt.suffix_first,
     }
 
 
@@ -132,6 +133,7 @@ def prompt_from_wire(data: Message) -> CompletionPrompt:
             files=tuple((path, text) for path, text in files["files"]),
             comment=files.get("comment", "#"),
         ),
+        suffix_first=bool(data.get("suffix_first", False)),
     )
 
 
