@@ -143,18 +143,23 @@ def _stop_when_the_parent_dies(out: Path, finished: threading.Event) -> None:
         while os.read(0, 4096):  # the raw descriptor: sys.stdin's lock would block our exit
             pass
         if not finished.is_set():
-            command = [sys.executable, "-m", "starchat_lsp.models.convert", "--remove-after"]
-            command += [str(os.getpid()), str(out)]
-            subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            _remove_when_gone(out)
             os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _remove_when_gone(out: Path) -> None:
+    """Have another process delete `out` once this one has stopped (see `_remove_after`)."""
+    command = [sys.executable, "-m", "starchat_lsp.models.convert", "--remove-after"]
+    command += [str(os.getpid()), str(out)]
+    subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _running(pid: int) -> bool:
@@ -187,5 +192,12 @@ if __name__ == "__main__":
         sys.exit("usage: python -m starchat_lsp.models.convert FILE.gguf OUT_FOLDER")
     done = threading.Event()
     _stop_when_the_parent_dies(Path(sys.argv[2]), done)
-    _convert_in_this_process(Path(sys.argv[1]), Path(sys.argv[2]))
+    try:
+        _convert_in_this_process(Path(sys.argv[1]), Path(sys.argv[2]))
+    except BaseException:
+        # A parent killed midway also closes our stdout: the progress bar's next write fails
+        # here (BrokenPipeError), sometimes before the stdin watch sees the end, and the process
+        # then exits without it: the half-written folder was left (1 run in 3-7 of the test).
+        _remove_when_gone(Path(sys.argv[2]))
+        raise
     done.set()
