@@ -677,10 +677,11 @@ def test_together_streams_ask_0_sent_first_and_the_others_together(fault: FaultS
     assert all(r.stop_reason is StopReason.EOS for answer in answers for r in answer)
     assert [text for text, _ in streamed] == ["A", " seed=5"]  # ask 0's first answer only
     assert streamed[0][1] < ended - 0.15  # its first event came as it was sent, not at the end
-    # The streamed answer reached the server first; the others once it began to answer.
+    # The streamed answer reached the server first; the others once it had ended (a
+    # llama-cpp-python server stops a running stream when another request comes in).
     leader, *others = fault.posts
     assert (leader["body"]["messages"][-1]["content"], leader["body"]["seed"]) == ("A", 5)
-    assert min(post["at"] for post in others) >= leader["at"] + 0.2
+    assert min(post["at"] for post in others) >= leader["at"] + 0.3
     assert len(others) == 5 and fault.max_in_flight >= 2  # then sent together
     assert ended - started < 1.8  # not one answer after another (0.4 s each)
     engine.close()

@@ -123,9 +123,10 @@ class _State:
     tokens_in: int | None = None  # from the server's usage
     last_problem: str | None = None  # the last retried failure, for the timeout message
     deadline: float | None = None  # when an ask of `sample` or `together` is out of time
-    # Set once the server began to answer (or the request ended); a request `after` another
-    # is sent only then, so the answer a user reads reaches the server first.
+    # Set once the server began to answer (or the request ended).
     answered: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the request ended; a request `after` another is sent only then (see `together`).
+    done: asyncio.Event = field(default_factory=asyncio.Event)
     after: _State | None = None
 
     def emit(self, text: str) -> None:
@@ -245,8 +246,10 @@ class HttpEngine:
     ) -> list[list[GenerationResult]]:
         """Every answer of every ask as a chat request of its own, sent together as `sample`'s.
 
-        Ask 0's first answer goes first, and the others once the server began to answer it: on a
-        server with fewer free slots than answers, the one the user reads is not left waiting.
+        Ask 0's first answer goes first, and the others once it has ended: llama-cpp-python's
+        server stops the answer it is streaming when a new request comes in (its
+        `interrupt_requests`, on by default), which cut the answer the user reads midway; and on
+        a server with fewer free slots than answers, that one is not left waiting.
         Its text goes to `on_text` as it comes, on the caller's thread. An ask's time limit
         counts from the call's start, waiting for a slot included. When that first answer
         fails, the others are stopped and the failure raised, as `chat`'s stream raises it; any
@@ -307,7 +310,7 @@ class HttpEngine:
         self, ask: Ask, index: int, flag: CancelFlag, started: float, after: _State | None
     ) -> _Sent:
         """Send the ask's answer `index` (seed + index), out of time at the ask's limit after
-        `started`, and only once the server began to answer `after` when one is given."""
+        `started`, and only once `after` has ended when one is given."""
         settings = ask.settings
         limit_s = settings.time_limit_s
         one = replace(
@@ -552,6 +555,7 @@ class HttpEngine:
             state.flush()
         state.out.put(_END)
         state.answered.set()
+        state.done.set()
         finished = time.monotonic()
         started = state.started_at if state.started_at is not None else finished
         if reason is StopReason.ERROR:
@@ -601,7 +605,7 @@ class HttpEngine:
     async def _attempts(self, request: _Request, state: _State) -> StopReason:
         assert self._slots is not None
         if state.after is not None:
-            await state.after.answered.wait()
+            await state.after.done.wait()
         async with self._slots:
             state.started_at = time.monotonic()
             attempt = 0
