@@ -123,8 +123,6 @@ class _State:
     tokens_in: int | None = None  # from the server's usage
     last_problem: str | None = None  # the last retried failure, for the timeout message
     deadline: float | None = None  # when an ask of `sample` or `together` is out of time
-    # Set once the server began to answer (or the request ended).
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
     # Set once the request ended; a request `after` another is sent only then (see `together`).
     done: asyncio.Event = field(default_factory=asyncio.Event)
     after: _State | None = None
@@ -554,7 +552,6 @@ class HttpEngine:
         if reason is not StopReason.ERROR or state.first_token_at is not None:
             state.flush()
         state.out.put(_END)
-        state.answered.set()
         state.done.set()
         finished = time.monotonic()
         started = state.started_at if state.started_at is not None else finished
@@ -640,7 +637,6 @@ class HttpEngine:
             async with self._client.stream(
                 "POST", url, json=request.payload, headers=self._headers()
             ) as response:
-                state.answered.set()
                 if response.status_code != 200:
                     await response.aread()
                     raise self._status_failure(response, request)

@@ -387,13 +387,19 @@ class LlamaCppEngine:
                 )
             first = prompts[0]
             shared = [_common_prefix(first, tokens) for tokens in prompts]
+            # Where each prompt's own reading starts: sequence 0 holds the first whole; another
+            # reads at least its last token, whose logits give its first answer token.
+            starts = [len(first)] + [
+                min(common, len(tokens) - 1)
+                for tokens, common in zip(prompts[1:], shared[1:], strict=True)
+            ]
             flat = [(b, a) for b, group in enumerate(answers) for a in group]
             plan = llamacpp_batch.rounds(
                 int(llama.n_ctx()),
                 len(first),
                 [
-                    (len(tokens) - min(common, len(tokens) - 1), [a.limit for a in group])
-                    for tokens, common, group in zip(prompts, shared, answers, strict=True)
+                    (len(tokens) - start, [a.limit for a in group])
+                    for tokens, start, group in zip(prompts, starts, answers, strict=True)
                 ],
             )
             if flag.cancelled or self._closed:
@@ -419,8 +425,7 @@ class LlamaCppEngine:
                     b, answer = flat[number]
                     answer.sequence = sequence
                     if not branches or branches[-1].tokens is not prompts[b]:
-                        common = len(first) if b == 0 else min(shared[b], len(prompts[b]) - 1)
-                        branches.append(llamacpp_batch.Branch(prompts[b], common, []))
+                        branches.append(llamacpp_batch.Branch(prompts[b], starts[b], []))
                     branches[-1].answers.append(answer)
                 llamacpp_batch.decode_together(llama, branches, self._end_ids, between_steps, clock)
             for group in answers:  # not started: cancelled, out of time, or a round before
@@ -791,7 +796,7 @@ def _is_error(level: int, line: str) -> bool:
 _LOG_CALLBACKS: list[Any] = []
 
 
-def _common_prefix(first: list[int], tokens: list[int]) -> int:
+def _common_prefix(first: Sequence[int], tokens: Sequence[int]) -> int:
     """How many tokens two prompts share from the start."""
     shared = 0
     for a, b in zip(first, tokens, strict=False):
@@ -834,11 +839,7 @@ def _unstarted(tokens_in: int, reason: StopReason, submitted: float) -> Generati
 
 def _shared_prefix(llama: Any, tokens: list[int]) -> int:
     """Prompt tokens whose KV cache the last run left: `Llama.generate` keeps them, as it says."""
-    shared = 0
-    for old, new in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):
-        if int(old) != new:
-            break
-        shared += 1
+    shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
     return min(shared, len(tokens) - 1)  # at least one token goes through to give logits
 
 

@@ -87,15 +87,27 @@ def stream_answer(
 ) -> GenerationResult:
     """On the worker thread: run the model, handing each chunk to the event loop as it comes."""
     stream = engine.chat(messages, settings, cancel=flag)
+    send = to_loop(on_text, flag, loop)
+    for chunk in stream:
+        send(chunk)
+    return stream.result
 
-    def send(chunk: str) -> None:  # on the event loop: a cancelled request streams no more
+
+def to_loop(
+    on_text: Callable[[str], None] | None, flag: CancelFlag, loop: asyncio.AbstractEventLoop
+) -> Callable[[str], None]:
+    """A callback for the model's thread that hands each chunk to `on_text` on the event loop;
+    a cancelled request streams no more."""
+
+    def deliver(chunk: str) -> None:  # on the event loop
         if on_text is not None and not flag.cancelled:
             on_text(chunk)
 
-    for chunk in stream:
+    def send(chunk: str) -> None:  # on the model's thread
         if not flag.cancelled:
-            loop.call_soon_threadsafe(send, chunk)
-    return stream.result
+            loop.call_soon_threadsafe(deliver, chunk)
+
+    return send
 
 
 async def run_job(
@@ -143,15 +155,6 @@ async def run_job(
         engine: Engine, flag: CancelFlag
     ) -> tuple[tasks.Prepared, GenerationResult, pipeline.Verified | None]:
         flags.append(flag)
-
-        def send(chunk: str) -> None:  # on the event loop: a cancelled request streams no more
-            if on_text is not None and not flag.cancelled:
-                on_text(chunk)
-
-        def stream(chunk: str) -> None:  # on the model's thread: the draft as it comes
-            if not flag.cancelled:
-                loop.call_soon_threadsafe(send, chunk)
-
         # Tokenizing and parsing a large file also stays off the event loop.
         prepared = tasks.prepare(
             kind,
@@ -169,7 +172,7 @@ async def run_job(
             engine,
             prepared,
             settings,
-            on_text=stream,
+            on_text=to_loop(on_text, flag, loop),
             options=verify,
             cancel=flag,
             on_stage=stage,
