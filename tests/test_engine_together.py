@@ -7,6 +7,7 @@ the call over their channel. The HTTP backend's is in test_engine_http.py.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from starchat_lsp.engine import (
     TextStream,
 )
 from starchat_lsp.engine.factory import EngineSettings, create_engine, open_engine
+from starchat_lsp.engine.worker import protocol
 from test_eval_support import ScriptedEngine
 
 HELLO = [ChatMessage("user", "Write a Python function that adds two numbers. Only the code.")]
@@ -191,3 +193,9 @@ def test_together_travels_to_the_model_process_streaming_with_its_cancel(
         assert time.monotonic() - started < 30  # a hang guard only: the counts above are the test
     finally:
         engine.close()
+
+
+def test_asks_cross_to_the_model_process_whole() -> None:
+    asks = [Ask(HELLO, GREEDY), Ask(OTHER, SAMPLED, 2, until_first_ends=True)]
+    wire = json.loads(json.dumps(protocol.asks_to_wire(asks)))
+    assert protocol.asks_from_wire(wire) == asks

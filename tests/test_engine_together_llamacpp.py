@@ -105,3 +105,17 @@ def test_asks_with_no_answers_get_none(llama: LlamaCppEngine) -> None:
     together = llama.together([Ask(HELLO, GREEDY, 0), Ask(SECOND, two)])
     assert together[0] == []
     assert len(together[1]) == 1 and together[1][0].tokens_out == 2
+
+
+def test_answers_that_follow_the_first_end_with_it(llama: LlamaCppEngine) -> None:
+    first = dataclasses.replace(GREEDY, max_new_tokens=12)
+    endless = dataclasses.replace(GREEDY, max_new_tokens=400)
+    together = llama.together(
+        [Ask(HELLO, first), Ask(ENDLESS, endless, until_first_ends=True), Ask(ENDLESS, endless)]
+    )
+    draft, (beside,), (full,) = together[0][0], together[1], together[2]
+    assert draft.tokens_out <= 12
+    # It ended on the step the first answer ended on; the one without it ran on.
+    assert beside.stop_reason is StopReason.TIME
+    assert 0 < beside.tokens_out <= draft.tokens_out + 1
+    assert full.tokens_out > 3 * draft.tokens_out or full.stop_reason is StopReason.EOS

@@ -80,6 +80,10 @@ class Ask:
     messages: list[ChatMessage]
     settings: GenerationSettings
     n: int = 1
+    # Worth only the time ask 0's first answer takes (e.g. tests that help judge it): where the
+    # answers decode side by side, these end (TIME) when that one ends. Engines that answer in
+    # turn run them in full, after it.
+    until_first_ends: bool = False
 
 
 class StopReason(str, Enum):
@@ -258,7 +262,8 @@ class Engine(Protocol):
         the backend can (one llama.cpp batch, the prompts' shared prefix read once).
 
         Each ask's answers are drawn as `sample` draws them (seed + i), and each ask's
-        `time_limit_s` counts from the call's start. Answer 0 of ask 0 streams: `on_text` gets
+        `time_limit_s` counts from the call's start (`until_first_ends` may end them sooner).
+        Answer 0 of ask 0 streams: `on_text` gets
         its text as it comes, on the model's thread or the reader's (keep it short). `cancel` stops
         every answer. Raises EngineError where `chat`'s stream would.
         """

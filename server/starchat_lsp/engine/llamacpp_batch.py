@@ -7,7 +7,8 @@ shares the cells of the prefix its prompt has in common with sequence 0's (`llam
 only tags them); the rest of each prompt is read once, into every sequence of its answers, in
 batches (a `Branch`). Each step then decodes the last token of every live answer in one
 `llama_batch`; each answer has its own sampler chain (the one `Llama.generate` builds for chat,
-with its own seed), its own time limit, and ends on its own. One answer can stream its text.
+with its own seed), its own time limit, and ends on its own, or with the answer it `follows`.
+One answer can stream its text.
 
 The context is created with a unified KV cache and room for `MAX_SEQUENCES` sequences (see
 `context_params`): without the unified cache llama.cpp splits the cells into one stream per
@@ -132,6 +133,7 @@ class Answer:
     matcher: StopStringMatcher
     deadline: float | None = None  # on the caller's clock (pauses not counted): then TIME
     on_text: Callable[[str], None] | None = None  # gets the text as it comes
+    follows: Answer | None = None  # this one ends (TIME) when that one has ended
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
     text: str = ""
     tokens_out: int = 0
@@ -218,7 +220,8 @@ def decode_together(
             return True
         now = clock()
         for answer in live:
-            if answer.deadline is not None and now >= answer.deadline:
+            past = answer.deadline is not None and now >= answer.deadline
+            if past or (answer.follows is not None and answer.follows.reason is not None):
                 answer.end(StopReason.TIME)
         return False
 

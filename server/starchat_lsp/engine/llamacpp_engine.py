@@ -385,6 +385,10 @@ class LlamaCppEngine:
                         for i in range(max(0, ask.n))
                     ]
                 )
+            if answers[0]:
+                for ask, group in zip(asks[1:], answers[1:], strict=True):
+                    for answer in group:
+                        answer.follows = answers[0][0] if ask.until_first_ends else None
             first = prompts[0]
             shared = [_common_prefix(first, tokens) for tokens in prompts]
             # Where each prompt's own reading starts: sequence 0 holds the first whole; another

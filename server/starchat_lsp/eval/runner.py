@@ -168,6 +168,7 @@ def answer_prompt(
                 "evidence": [check.code for check in verified.evidence],
                 "generated_tests": [check.code for check in verified.generated],
                 "tokens_out": verified.tokens_out,
+                "phases_s": verified.phases,
                 "tried": [  # every distinct fix, for reading how the choice was made
                     {
                         "code": c.outcome.new_text,

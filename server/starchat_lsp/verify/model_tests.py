@@ -36,13 +36,18 @@ def contract(code: str, names: list[str]) -> str | None:
     return "\n\n".join(parts) or None
 
 
-def parse(answer: str, names: list[str]) -> list[Check]:
-    """The valid, distinct asserts of the answer's code blocks (at most MAX_TESTS)."""
+def parse(answer: str, names: list[str], *, cut: bool = False) -> list[Check]:
+    """The valid, distinct asserts of the answer's code blocks (at most MAX_TESTS).
+
+    `cut`: the answer was stopped midway, and its last line may be half an assert that still
+    parses (`== 35.0` cut to `== 3`): it is dropped.
+    """
+    if cut:
+        answer = answer[: answer.rfind("\n") + 1]
     found: dict[str, Check] = {}
     for block in answers.code_blocks(answer) or []:
-        try:
-            tree = ast.parse(textwrap.dedent(block.code))
-        except SyntaxError:
+        tree = _whole_statements(textwrap.dedent(block.code))
+        if tree is None:
             continue
         for statement in tree.body:
             if not isinstance(statement, ast.Assert):
@@ -51,6 +56,18 @@ def parse(answer: str, names: list[str]) -> list[Check]:
             if valid_check(code, names):
                 found.setdefault(code, Check(code, SOURCE, "generated"))
     return list(found.values())[:MAX_TESTS]
+
+
+def _whole_statements(code: str) -> ast.Module | None:
+    """The code's statements; a cut answer's block loses its last lines (an assert over several
+    lines) until the rest parses. None if nothing does."""
+    lines = code.split("\n")
+    for end in range(len(lines), max(0, len(lines) - 3), -1):
+        try:
+            return ast.parse("\n".join(lines[:end]))
+        except SyntaxError:
+            continue
+    return None
 
 
 def request(

@@ -71,6 +71,7 @@ class Verified:
     verified: bool  # the chosen fix passes every check found (and some were found)
     seconds: float
     tokens_out: int  # every generation's tokens, the draft's included
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: evidence, model, checks
 
 
 def _no_stage(stage: Stage) -> None:
@@ -182,13 +183,17 @@ class _Run:
         tests = GenerationSettings(
             max_new_tokens=min(settings.max_new_tokens, 256), time_limit_s=settings.time_limit_s
         )
-        return Ask(messages, tests), names
+        # Tests only order fixes: they take no longer than the draft (the asserts complete by
+        # then count). Written in full beside it, they doubled a draft's time when they ran on
+        # past it (256 tokens on a 209-token draft: 1.8x the plain answer on a development case).
+        return Ask(messages, tests, until_first_ends=True), names
 
     def take_tests(self, answer: GenerationResult, names: list[str]) -> None:
         """The model's tests, and which of them fail on the user's code (reproduce the report)."""
         if answer.stop_reason is StopReason.CANCELLED or self.harness is None:
             return
-        self.generated = model_tests.parse(answer.text, names)
+        ended = answer.stop_reason in (StopReason.EOS, StopReason.STOP_STRING)
+        self.generated = model_tests.parse(answer.text, names, cut=not ended)
         # A test that fails on the user's code reproduces what they reported, if the test is
         # right (the model wrote it): a fix that passes one ranks above one that passes only
         # others, and the verdict shows it, but never calls the fix verified for it.
@@ -273,6 +278,7 @@ def run(
     job = _Run(request, prepared, engine, options, cancel, on_stage)
     job.system_prompt = system_prompt
     job.collect_evidence()
+    phases = {"evidence": time.monotonic() - started}
     asks = [Ask(prepared.messages, settings)]
     tests: tuple[Ask, list[str]] | None = None
     if options.candidates > 1:
@@ -283,12 +289,16 @@ def run(
         wanted = options.candidates - 1
         also = " and tests" if tests is not None else ""
         on_stage(Stage("sampling", f"drafting an answer with {wanted} more fixes{also} at once"))
+    asked = time.monotonic()
     results = engine.together(asks, cancel, on_text)
+    phases["model"] = time.monotonic() - asked
     draft_result = results[0][0]
     draft = tasks.conclude(kind, request, prepared, draft_result)
     job.tokens_out = sum(result.tokens_out for answers in results for result in answers)
 
     def finished(chosen: Candidate | None, outcome: tasks.Outcome, verdict: str) -> Verified:
+        ended = time.monotonic()
+        phases["checks"] = ended - asked - phases["model"]
         return Verified(
             outcome=outcome,
             draft=draft,
@@ -299,8 +309,9 @@ def run(
             chosen=None if chosen is None else chosen.index,
             verdict=verdict,
             verified=chosen is not None and job.passes_all(chosen),
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(ended - started, 3),
             tokens_out=job.tokens_out,
+            phases={name: round(seconds, 3) for name, seconds in phases.items()},
         )
 
     if cancel.cancelled or draft_result.stop_reason is StopReason.CANCELLED:

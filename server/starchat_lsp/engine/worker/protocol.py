@@ -96,6 +96,7 @@ def asks_to_wire(asks: Sequence[Ask]) -> list[Message]:
             "messages": messages_to_wire(ask.messages),
             "settings": generation_to_wire(ask.settings),
             "n": ask.n,
+            "until_first_ends": ask.until_first_ends,
         }
         for ask in asks
     ]
@@ -103,7 +104,12 @@ def asks_to_wire(asks: Sequence[Ask]) -> list[Message]:
 
 def asks_from_wire(data: list[Message]) -> list[Ask]:
     return [
-        Ask(messages_from_wire(a["messages"]), generation_from_wire(a["settings"]), int(a["n"]))
+        Ask(
+            messages_from_wire(a["messages"]),
+            generation_from_wire(a["settings"]),
+            int(a["n"]),
+            until_first_ends=bool(a.get("until_first_ends", False)),
+        )
         for a in data
     ]
 
