@@ -16,7 +16,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from starchat_lsp.engine import Ask, CancelFlag, ChatMessage, GenerationResult, StopReason
+from starchat_lsp.engine import (
+    Ask,
+    CancelFlag,
+    ChatMessage,
+    CompletionPrompt,
+    GenerationResult,
+    GenerationSettings,
+    StopReason,
+)
 from starchat_lsp.engine.llamacpp_engine import LlamaCppEngine
 from test_engine_llamacpp import HELLO, small_llama
 from test_engine_sample import ENDLESS, ENDLESS_SETTINGS, GREEDY, SAMPLED, common_prefix
@@ -119,3 +127,33 @@ def test_answers_that_follow_the_first_end_with_it(llama: LlamaCppEngine) -> Non
     assert beside.stop_reason is StopReason.TIME
     assert 0 < beside.tokens_out <= draft.tokens_out + 1
     assert full.tokens_out > 3 * draft.tokens_out or full.stop_reason is StopReason.EOS
+
+
+def test_completions_between_two_steps_leave_the_answers_as_they_were(
+    llama: LlamaCppEngine,
+) -> None:
+    cursor = CompletionPrompt(prefix='def area(width, height):\n    """The area."""\n    return')
+    interactive = GenerationSettings(max_new_tokens=4, interactive=True)
+    counting = dataclasses.replace(GREEDY, max_new_tokens=150)
+    asks = [Ask(ENDLESS, counting), Ask(SECOND, counting, 2)]
+    llama.together(asks)
+    alone = llama.together(asks)  # from the cache state the run below starts with too
+    llama.complete(cursor, interactive).finish()
+    paused = llama.pauses
+    box: list[list[list[GenerationResult]]] = []
+    worker = threading.Thread(target=lambda: box.append(llama.together(asks)))
+    worker.start()
+    served = 0
+    while worker.is_alive() and served < 8:
+        llama.complete(cursor, interactive).finish()  # served between two steps of the batch
+        served += 1
+    worker.join(timeout=60)
+    assert llama.pauses > paused
+    # A completion's run drops the cache past its own prompt in its own sequence only (`Llama`
+    # asks for every sequence; llama-cpp-python's context takes that as sequence 0): the
+    # answers went on from their whole prompt and tokens. Their cells sit elsewhere in the cache
+    # after the pauses, so the sums run in another order: texts begin alike, not always whole.
+    for paused_answers, answers in zip(box[0], alone, strict=True):
+        for result, other in zip(paused_answers, answers, strict=True):
+            alike = min(200, len(result.text), len(other.text))
+            assert common_prefix(result.text, other.text) >= alike, (result.text, other.text)

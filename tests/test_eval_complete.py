@@ -326,6 +326,41 @@ def test_other_files_reach_the_prompt_as_the_editor_sends_them(
         engine.engine.close()
 
 
+def test_a_typed_mode_asks_the_key_before_then_the_hole_as_the_editor_does(
+    tmp_path: Path, tiny_fim_model: Path
+) -> None:
+    path = tmp_path / "report.py"
+    path.write_text(REPORT)
+    start = REPORT.index("return ") + len("return ")
+    end = REPORT.index("\n", start)
+    hole = holes.Hole(
+        id="rest-01",
+        kind="rest",
+        path="report.py",
+        start=start,
+        end=end,
+        line=REPORT.count("\n", 0, start),
+        expected=REPORT[start:end],
+        sha256=holes.sha256(REPORT),
+    )
+    mode = complete_runner.Mode.parse("tiny", "fim+typed", 1024)
+    assert mode.label == "tiny fim+typed 1024" and mode.typed and not mode.other_files
+    engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))
+    try:
+        document, offset = hole.document(REPORT)
+        editor = editor_suggestion(engine, path, document, offset)
+        asked = engine.calls[:]
+        record = complete_runner.complete_hole(engine, hole, REPORT, str(path), mode, 24)
+        before, at_hole = engine.calls[len(asked) :]
+        assert at_hole == asked[0]  # the hole itself: the editor's prompt and settings
+        # The key before: the cursor's last character ("return" + " ") not typed yet.
+        assert before[1].prefix == at_hole[1].prefix[:-1]
+        assert before[1].suffix == at_hole[1].suffix
+        assert record["typed"] is True and record["text"] == editor
+    finally:
+        engine.engine.close()
+
+
 # -- doctests in the sandbox ------------------------------------------------------------------
 
 

@@ -160,7 +160,9 @@ def _register_complete(actions: Any) -> None:
         "fim-spm (suffix, prefix, then middle), chat "
         "(default: fim,chat); each with "
         "+files (fim+files) also gives the definitions from other files of --source that the "
-        "hole's code uses (completion.other_files)",
+        "hole's code uses (completion.other_files); +typed (fim+typed) asks each hole just "
+        "after the same request one key earlier, as while typing (the KV cache then holds "
+        "that prompt)",
     )
     complete.add_argument(
         "--context-tokens",

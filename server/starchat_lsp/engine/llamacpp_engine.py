@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from starchat_lsp.engine import llamacpp_batch, llamacpp_build, templates
+from starchat_lsp.engine import llamacpp_batch, llamacpp_build, llamacpp_shift, templates
 from starchat_lsp.engine.base import (
     Ask,
     CancelFlag,
@@ -124,6 +124,7 @@ class LlamaCppEngine:
         # llama.cpp calls the abort callback from its compute threads during an eval; it asks
         # `_abort_check`, which is set only while a prompt is put through the model.
         self._abort_callback: Any = None
+        self._can_shift = False  # the KV cache can move cells (llamacpp_shift), once loaded
         self._abort_check: Callable[[], bool] | None = None
 
     @property
@@ -201,6 +202,7 @@ class LlamaCppEngine:
                 ) from error
             self._inspect(llama)
             self._install_abort_callback(llama)
+            self._can_shift = llamacpp_shift.can_shift(llama)
             # llama.cpp rounds the context up (to a multiple of 256); the window is what was asked
             # for, and by default never more than the model was trained on.
             window = min(int(llama.n_ctx()), self._context_size or DEFAULT_CONTEXT_CAP)
@@ -617,15 +619,22 @@ class LlamaCppEngine:
         keystrokes).
         """
         shared = _shared_prefix(llama, tokens)
+        move = None
+        if not pausable and shared > 0 and self._can_shift:  # a completion: typing at the cursor
+            cached = llama.input_ids[: llama.n_tokens].tolist()
+            move = llamacpp_shift.plan(cached, tokens, shared)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
         # where the cache cannot drop a tail (recurrent models), start from scratch.
         cache = getattr(llama, "_ctx", None)
-        if shared > 0 and cache is not None and cache.kv_cache_seq_rm(-1, shared, -1):
+        if move is not None and llamacpp_shift.apply(llama, tokens, move):
+            shared = move.to + move.count
+            run.reused_tokens = shared - (move.to - move.kept)
+        elif shared > 0 and cache is not None and cache.kv_cache_seq_rm(0, shared, -1):
             llama.n_tokens = shared
+            run.reused_tokens = shared
         else:
             shared = 0
             llama.reset()
-        run.reused_tokens = shared
         stop = self._prefill_stop(run, flag, deadline)
         size = PAUSE_SLICE if pausable else INTERACTIVE_SLICE
         for start in range(shared, len(tokens), size):

@@ -59,7 +59,8 @@ def _run_section(manifest: dict[str, Any], cut: list[dict[str, Any]]) -> Section
         f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores",
         "Modes: model, prompt (fim: fill-in-the-middle; chat: the chat prompt with a cursor "
         "marker; +files: with the definitions from other files of the source folder that the "
-        "hole's code uses, completion.other_files), context tokens "
+        "hole's code uses, completion.other_files; +typed: asked just after the same request "
+        "one key earlier, as while typing), context tokens "
         "(completion.max_context_tokens)",
     ]
     lines += [

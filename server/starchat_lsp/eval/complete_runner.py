@@ -39,7 +39,11 @@ FIM_PROMPTS = ("fim", "fim-line", "fim-spm")
 # A prompt with this suffix (`fim+files`) also gets the definitions from other files of the
 # source folder that the hole's scope uses (completion.other_files; the folder is the workspace).
 WITH_FILES = "+files"
-MODES = tuple(p + s for p in PROMPTS for s in ("", WITH_FILES))
+# A mode with this suffix (`fim+typed`) asks each hole right after the same request one key
+# earlier (the hole's last character before the cursor not yet typed), as while typing: the KV
+# cache then holds that prompt, and the engine keeps what it can of it (llamacpp_shift).
+TYPED = "+typed"
+MODES = tuple(p + s for p in PROMPTS for s in ("", WITH_FILES, TYPED, WITH_FILES + TYPED))
 NOTHING = {"status": "fail", "detail": "nothing suggested", "duration_s": 0.0}
 
 # Runs in the sandbox after the file with the completion: the function's docstring examples,
@@ -91,19 +95,27 @@ class Mode:
     prompt: str  # one of PROMPTS
     context_tokens: int  # completion.max_context_tokens
     other_files: bool = False  # completion.other_files, the source folder as the workspace
+    typed: bool = False  # asked right after the request one key earlier (TYPED)
 
     @classmethod
     def parse(cls, model: str, mode: str, context_tokens: int) -> Mode:
-        """A mode from its name in `--modes`: a prompt, `+files` for the other files."""
-        prompt = mode.removesuffix(WITH_FILES)
+        """A mode from its name in `--modes`: a prompt, `+files` for the other files, `+typed`
+        for a key typed after the request before."""
+        typed = mode.removesuffix(TYPED)
+        prompt = typed.removesuffix(WITH_FILES)
         return cls(
-            model=model, prompt=prompt, context_tokens=context_tokens, other_files=prompt != mode
+            model=model,
+            prompt=prompt,
+            context_tokens=context_tokens,
+            other_files=prompt != typed,
+            typed=typed != mode,
         )
 
     @property
     def label(self) -> str:
         files = WITH_FILES if self.other_files else ""
-        return f"{self.model} {self.prompt}{files} {self.context_tokens}"
+        typed = TYPED if self.typed else ""
+        return f"{self.model} {self.prompt}{files}{typed} {self.context_tokens}"
 
 
 def machine() -> dict[str, Any]:
@@ -235,9 +247,9 @@ def complete_hole(
     document, offset = hole.document(original)
     language, scope = completion.scope_at(document, offset, path)
     text, seconds, result = "", 0.0, None
-    if scope is not Scope.NONE:
-        started = time.monotonic()
-        answer = completion.complete(
+
+    def ask(document: str, offset: int) -> completion.Completion:
+        return completion.complete(
             engine,
             document,
             offset,
@@ -253,6 +265,12 @@ def complete_hole(
             workspace=workspace,
             other_files=mode.other_files,
         )
+
+    if scope is not Scope.NONE:
+        if mode.typed and offset > 0:  # the key before: the cursor's last character not typed
+            ask(document[: offset - 1] + document[offset:], offset - 1)
+        started = time.monotonic()
+        answer = ask(document, offset)
         seconds = time.monotonic() - started
         result = answer.result
         text = answer.text if answer.finished else ""
@@ -262,6 +280,7 @@ def complete_hole(
         "prompt": mode.prompt,
         "context_tokens": mode.context_tokens,
         "other_files": mode.other_files,
+        "typed": mode.typed,
         "hole_id": hole.id,
         "kind": hole.kind,
         "scope": scope.value,
