@@ -39,6 +39,9 @@ from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
 
+# The model's tests: at most this many tokens (see `_Run.tests_ask`).
+TESTS_TOKENS = 128
+
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyOptions:
@@ -180,12 +183,14 @@ class _Run:
         if asked is None:
             return None
         messages, names = asked
+        # Tests only order fixes, and beside the draft each of their tokens costs it a quarter
+        # of a step: at most TESTS_TOKENS (3 or 4 asserts; the model often writes on past the
+        # 4 asked for), and no longer than the draft (the asserts whole by then count). In full
+        # they took 1.4x the draft's time on a development case (256 tokens on a 209-token draft).
         tests = GenerationSettings(
-            max_new_tokens=min(settings.max_new_tokens, 256), time_limit_s=settings.time_limit_s
+            max_new_tokens=min(settings.max_new_tokens, TESTS_TOKENS),
+            time_limit_s=settings.time_limit_s,
         )
-        # Tests only order fixes: they take no longer than the draft (the asserts complete by
-        # then count). Written in full beside it, they doubled a draft's time when they ran on
-        # past it (256 tokens on a 209-token draft: 1.8x the plain answer on a development case).
         return Ask(messages, tests, until_first_ends=True), names
 
     def take_tests(self, answer: GenerationResult, names: list[str]) -> None:
