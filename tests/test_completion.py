@@ -8,6 +8,8 @@ from starchat_lsp import completion
 from starchat_lsp.context import syntax
 from starchat_lsp.context.completion_cleaning import clean_completion
 from starchat_lsp.context.completion_scope import Scope, completion_scope
+from starchat_lsp.engine.base import CancelFlag, CompletionPrompt, GenerationSettings, TextStream
+from test_eval_support import ScriptedEngine
 
 
 def at(marked: str) -> tuple[str, int]:
@@ -130,6 +132,63 @@ def test_the_window_keeps_its_first_line_while_the_cursor_line_grows() -> None:
     # The beginning of the prompt stays (its KV cache is reused), but for a step at most when
     # the shrinking room crosses one: five keystrokes cost about one line of room.
     assert len(firsts) <= 2 and max(firsts) - min(firsts) <= completion.WINDOW_STEP
+    # The text after the cursor stays whole while the cursor's line grows (its KV cache moves).
+    afters = {completion._fit(lines + t, suffix, count_words, 400)[1] for t in ("x", "x y z w v")}
+    assert len(afters) == 1
+
+
+@pytest.mark.parametrize(
+    ("prefix", "blank"),
+    [
+        ("def f(x):\n    return ", " "),
+        ("x = foo(a,\t", "\t"),
+        ("total =  ", "  "),
+        ("def f(x):\n    ", ""),  # indentation: the line has nothing else yet
+        ("x = 1", ""),
+        ("", ""),
+    ],
+)
+def test_blanks_typed_after_text_are_healed(prefix: str, blank: str) -> None:
+    assert completion._blank_at_cursor(prefix) == blank
+
+
+class Filling(ScriptedEngine):
+    """Fills in the middle with the next reply, and keeps the prompts."""
+
+    prompts: list[CompletionPrompt]
+
+    @property
+    def fill_in_middle(self) -> bool:
+        return True
+
+    def complete(
+        self,
+        prompt: CompletionPrompt,
+        settings: GenerationSettings,
+        cancel: CancelFlag | None = None,
+    ) -> TextStream:
+        self.prompts = [*getattr(self, "prompts", []), prompt]
+        return self.chat([], settings, cancel)
+
+
+@pytest.mark.parametrize(("answer", "inserted"), [(" len(xs)", "len(xs)"), ("(xs)", "(xs)")])
+def test_the_model_is_asked_from_before_a_typed_blank(answer: str, inserted: str) -> None:
+    engine = Filling([answer])
+    text, offset = at("def size(xs):\n    return |\n")
+    found = completion.complete(
+        engine,
+        text,
+        offset,
+        language="python",
+        path="size.py",
+        scope=Scope.LINE,
+        max_new_tokens=16,
+        max_context_tokens=256,
+        flag=CancelFlag(),
+    )
+    assert engine.prompts[0].prefix.endswith("    return")
+    # The blank the model wrote again is the user's: taken off; an answer without one is kept.
+    assert found.text == inserted
 
 
 def test_the_nearest_comment_above_is_the_instruction() -> None:

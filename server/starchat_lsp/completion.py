@@ -64,7 +64,9 @@ def _fit(
     head, _, current = prefix.rpartition("\n")
     tail_line, newline, rest = suffix.partition("\n")
     left = budget - count_tokens(current + tail_line)
-    allowance = left // 4
+    # Not from `left`: typing at the cursor grows `current`, and the text after the cursor
+    # must stay the same from key to key for its KV cache to be kept (engine/llamacpp_shift).
+    allowance = (budget - count_tokens(tail_line)) // 4
     kept_after: list[str] = []
     for line in rest.split("\n") if newline else []:
         allowance -= count_tokens(line) + 1
@@ -139,9 +141,11 @@ def complete(
     prefix, suffix = _fit(text[:offset], text[offset:], engine.count_tokens, window)
     one_line = scope is Scope.LINE
     max_new = min(LINE_MAX_NEW_TOKENS, max_new_tokens) if one_line else max_new_tokens
+    healed = ""
     if engine.fill_in_middle and fill_in_middle is not False:
+        healed = _blank_at_cursor(prefix)
         prompt = prompts.build_completion_prompt(
-            prefix,
+            prefix[: len(prefix) - len(healed)],
             suffix,
             language,
             path,
@@ -172,8 +176,25 @@ def complete(
         settings = GenerationSettings(max_new_tokens=max_new + 16, interactive=True)
         stream = engine.chat(messages, settings, cancel=flag)
     result = stream.finish()
-    cleaned = clean_completion(result.text, text, offset, scope, language)
+    answer = result.text
+    if healed and answer.startswith(healed):
+        answer = answer[len(healed) :]
+    cleaned = clean_completion(answer, text, offset, scope, language)
     return Completion(cleaned, scope, result)
+
+
+def _blank_at_cursor(prefix: str) -> str:
+    """The spaces just typed after text on the cursor's line: the model is asked from before
+    them, and they are taken off its answer's start (token healing, for blanks).
+
+    A model reads " x" as one token: after `return ` it wrote ` lines`, a second space, when the
+    cursor line's start followed the middle token (docs/eval/README.md), and so did the
+    answers from a KV cache moved while typing (the key before was the space). Indentation
+    (nothing else on the line yet) is left as it is.
+    """
+    line = prefix.rpartition("\n")[2]
+    blank = line[len(line.rstrip(" \t")) :]
+    return blank if blank and line.strip() else ""
 
 
 def _names_in(workspace: Path | None, path: str | None) -> tuple[str, str]:
