@@ -290,14 +290,11 @@ def describe_all(shapes):
 '''
 
 
-def test_other_files_reach_the_prompt_as_the_editor_sends_them(
-    source: Path, tiny_fim_model: Path
-) -> None:
-    path = source / "report.py"
-    path.write_text(REPORT)
-    start = REPORT.index("return ") + len("return ")  # after the call to area
+def report_hole() -> holes.Hole:
+    """REPORT's rest of the line after `return ` (the call to area)."""
+    start = REPORT.index("return ") + len("return ")
     end = REPORT.index("\n", start)
-    hole = holes.Hole(
+    return holes.Hole(
         id="rest-01",
         kind="rest",
         path="report.py",
@@ -307,6 +304,14 @@ def test_other_files_reach_the_prompt_as_the_editor_sends_them(
         expected=REPORT[start:end],
         sha256=holes.sha256(REPORT),
     )
+
+
+def test_other_files_reach_the_prompt_as_the_editor_sends_them(
+    source: Path, tiny_fim_model: Path
+) -> None:
+    path = source / "report.py"
+    path.write_text(REPORT)
+    hole = report_hole()
     mode = complete_runner.Mode.parse("tiny", "fim+files", 1024)
     assert mode.label == "tiny fim+files 1024" and mode.prompt == "fim" and mode.other_files
     engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))
@@ -331,18 +336,7 @@ def test_a_typed_mode_asks_the_key_before_then_the_hole_as_the_editor_does(
 ) -> None:
     path = tmp_path / "report.py"
     path.write_text(REPORT)
-    start = REPORT.index("return ") + len("return ")
-    end = REPORT.index("\n", start)
-    hole = holes.Hole(
-        id="rest-01",
-        kind="rest",
-        path="report.py",
-        start=start,
-        end=end,
-        line=REPORT.count("\n", 0, start),
-        expected=REPORT[start:end],
-        sha256=holes.sha256(REPORT),
-    )
+    hole = report_hole()
     mode = complete_runner.Mode.parse("tiny", "fim+typed", 1024)
     assert mode.label == "tiny fim+typed 1024" and mode.typed and not mode.other_files
     engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))

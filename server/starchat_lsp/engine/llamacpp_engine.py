@@ -372,6 +372,7 @@ class LlamaCppEngine:
             for number, (ask, limit) in enumerate(zip(asks, limits, strict=True)):
                 seed = ask.settings.seed
                 limit_s = ask.settings.time_limit_s
+                follows = answers[0][0] if number and ask.until_first_ends and answers[0] else None
                 answers.append(
                     [
                         llamacpp_batch.Answer(
@@ -383,14 +384,11 @@ class LlamaCppEngine:
                             matcher=StopStringMatcher(tuple(ask.settings.stop) + self._end_strings),
                             deadline=None if limit_s is None else started + limit_s,
                             on_text=on_text if number == 0 and i == 0 else None,
+                            follows=follows,
                         )
                         for i in range(max(0, ask.n))
                     ]
                 )
-            if answers[0]:
-                for ask, group in zip(asks[1:], answers[1:], strict=True):
-                    for answer in group:
-                        answer.follows = answers[0][0] if ask.until_first_ends else None
             first = prompts[0]
             shared = [_common_prefix(first, tokens) for tokens in prompts]
             # Where each prompt's own reading starts: sequence 0 holds the first whole; another
@@ -618,10 +616,12 @@ class LlamaCppEngine:
         the last run of its owner is kept (a follow-up chat turn, a completion after a few
         keystrokes).
         """
-        shared = _shared_prefix(llama, tokens)
+        # Prompt tokens whose KV cache the last run left (`Llama.generate` keeps them, as it
+        # says); at least one token goes through, to give logits.
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        shared = min(_common_prefix(cached, tokens), len(tokens) - 1)
         move = None
         if not pausable and shared > 0 and self._can_shift:  # a completion: typing at the cursor
-            cached = llama.input_ids[: llama.n_tokens].tolist()
             move = llamacpp_shift.plan(cached, tokens, shared)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
         # where the cache cannot drop a tail (recurrent models), start from scratch.
@@ -848,12 +848,6 @@ def _unstarted(tokens_in: int, reason: StopReason, submitted: float) -> Generati
         total_s=0.0,
         queue_wait_s=max(0.0, time.monotonic() - submitted),
     )
-
-
-def _shared_prefix(llama: Any, tokens: list[int]) -> int:
-    """Prompt tokens whose KV cache the last run left: `Llama.generate` keeps them, as it says."""
-    shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
-    return min(shared, len(tokens) - 1)  # at least one token goes through to give logits
 
 
 def _trained_context(metadata: dict[str, str]) -> int:

@@ -296,14 +296,15 @@ def run(
         on_stage(Stage("sampling", f"drafting an answer with {wanted} more fixes{also} at once"))
     asked = time.monotonic()
     results = engine.together(asks, cancel, on_text)
-    phases["model"] = time.monotonic() - asked
+    answered = time.monotonic()
+    phases["model"] = answered - asked
     draft_result = results[0][0]
     draft = tasks.conclude(kind, request, prepared, draft_result)
     job.tokens_out = sum(result.tokens_out for answers in results for result in answers)
 
     def finished(chosen: Candidate | None, outcome: tasks.Outcome, verdict: str) -> Verified:
         ended = time.monotonic()
-        phases["checks"] = ended - asked - phases["model"]
+        phases["checks"] = ended - answered
         return Verified(
             outcome=outcome,
             draft=draft,
