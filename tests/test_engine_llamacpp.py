@@ -32,6 +32,7 @@ from starchat_lsp.engine import (
 from starchat_lsp.engine.base import Engine
 from starchat_lsp.engine.factory import EngineSettings, create_engine
 from starchat_lsp.engine.llamacpp_engine import DEFAULT_CONTEXT_CAP, LlamaCppEngine
+from starchat_lsp.engine.llamacpp_shift import READ_AGAIN
 from starchat_lsp.models.store import ModelStore
 from test_engine_transformers import in_turn
 
@@ -292,9 +293,16 @@ def test_typing_on_a_line_reads_only_the_typed_tokens_again() -> None:
             engine.llama.reset()
             at_cursor("    aver", layout)
             typed = at_cursor("    avera", layout).result
-            # Only the cursor word's last tokens and the prompt's last one are read again.
-            assert typed.tokens_in - typed.reused_tokens <= 4, layout
+            # Only the cursor word's last tokens, a few after them (llamacpp_shift.READ_AGAIN)
+            # and the prompt's last one are read again.
+            assert typed.tokens_in - typed.reused_tokens <= 4 + READ_AGAIN, layout
             assert typed.reused_tokens > engine.count_tokens(tail), layout
+        # A space of indentation (one token for another, the cached cells stay where they are).
+        engine.llama.reset()
+        at_cursor("       ", "plain")
+        indented = at_cursor("        ", "plain").result
+        assert indented.tokens_in - indented.reused_tokens <= 4 + READ_AGAIN
+        assert indented.reused_tokens > engine.count_tokens(tail)
     finally:
         engine.close()
 

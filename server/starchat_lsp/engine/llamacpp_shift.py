@@ -27,11 +27,18 @@ log = logging.getLogger(__name__)
 MIN_MOVED = 32
 # A middle longer than this is read the usual way (in slices that cancel can stop).
 MAX_MIDDLE = 64
+# The first tokens after the changed middle are read again, not moved: moved, their cells (the
+# `<|fim_suffix|>` token's first) still say what the old middle was, and the model then wrote
+# the key typed last once more (`].clone()` after `[`) or a space more of indentation:
+# `eval complete --modes fim+typed` lost 2 of 11 exact matches. With 4 read again it matched
+# the cold cache's answers on those holes, for about 0.06 s more on 2 CPU cores.
+READ_AGAIN = 4
 
 
 @dataclass(frozen=True)
 class Move:
-    """Keep `kept` tokens in place; read tokens[kept:to]; move cached[start:start+count] to `to`."""
+    """Keep `kept` tokens in place; read tokens[kept:to]; move cached[start:start+count] to `to`
+    (by 0 where the middle read has as many tokens as the one it replaces)."""
 
     kept: int
     start: int
@@ -48,8 +55,9 @@ def plan(cached: Sequence[int], tokens: Sequence[int], kept: int) -> Move | None
 
     `kept` is the prefix the two share. The run moved is the longest one that ends the prompt
     before its last token and is found in the cache after `kept` (the cache may hold an answer
-    after the old prompt). None when no such run of MIN_MOVED tokens or more exists, or the
-    middle between is longer than MAX_MIDDLE.
+    after the old prompt); its first READ_AGAIN tokens are read with the middle. None when no
+    such run of MIN_MOVED tokens or more exists, or the middle between is longer than
+    MAX_MIDDLE.
     """
     end = len(tokens) - 1  # the last token is read again: its logits start the answer
     if end - kept < MIN_MOVED:
@@ -67,9 +75,8 @@ def plan(cached: Sequence[int], tokens: Sequence[int], kept: int) -> Move | None
             best = Move(kept=kept, start=stop - count, to=end - count, count=count)
     if best is None or best.count < MIN_MOVED or best.to - kept > MAX_MIDDLE:
         return None
-    if best.start == best.to:
-        return None  # nothing moved: the prefix already covers it
-    return best
+    again = READ_AGAIN  # read with the middle
+    return Move(kept=kept, start=best.start + again, to=best.to + again, count=best.count - again)
 
 
 def can_shift(llama: Any) -> bool:
