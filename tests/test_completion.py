@@ -137,6 +137,29 @@ def test_the_window_keeps_its_first_line_while_the_cursor_line_grows() -> None:
     assert len(afters) == 1
 
 
+def test_the_window_keeps_its_end_while_the_cursor_moves_down_or_a_line_is_added() -> None:
+    text = "".join(f"line{i} a b c\n" for i in range(300))
+    ends = set()
+    for cursor in range(150, 158):  # the cursor at the start of each of 8 lines in turn
+        offset = len("".join(f"line{i} a b c\n" for i in range(cursor)))
+        before, after = completion._fit(text[:offset], text[offset:], count_words, 400)
+        assert count_words(before) + count_words(after) <= 400
+        assert count_words(after) <= 200  # at most half the budget
+        left_out = text[offset:].count("\n") - after.count("\n")
+        assert left_out % completion.WINDOW_STEP == 0  # a step from the file's end
+        ends.add(after.rsplit("\n", 1)[-1])
+    # One step crossed at most in 8 lines (the quarter of the budget after the cursor ends on
+    # one line or the next).
+    assert len(ends) <= 2
+    # Enter at a line's end: the same text after the cursor, one line further down.
+    offset = len("".join(f"line{i} a b c\n" for i in range(150))) - 1
+    typed = text[:offset] + "\n" + text[offset:]
+    assert (
+        completion._fit(text[:offset], text[offset:], count_words, 400)[1]
+        == completion._fit(typed[: offset + 1], typed[offset + 1 :], count_words, 400)[1]
+    )
+
+
 @pytest.mark.parametrize(
     ("prefix", "blank"),
     [
@@ -171,10 +194,19 @@ class Filling(ScriptedEngine):
         return self.chat([], settings, cancel)
 
 
-@pytest.mark.parametrize(("answer", "inserted"), [(" len(xs)", "len(xs)"), ("(xs)", "(xs)")])
-def test_the_model_is_asked_from_before_a_typed_blank(answer: str, inserted: str) -> None:
+@pytest.mark.parametrize(
+    ("line", "answer", "inserted"),
+    [
+        ("    return |", " len(xs)", "len(xs)"),
+        ("    return |", "(xs)", "(xs)"),
+        ("    return  |", " len(xs)", "len(xs)"),  # two typed, one written
+    ],
+)
+def test_the_model_is_asked_from_before_a_typed_blank(
+    line: str, answer: str, inserted: str
+) -> None:
     engine = Filling([answer])
-    text, offset = at("def size(xs):\n    return |\n")
+    text, offset = at(f"def size(xs):\n{line}\n")
     found = completion.complete(
         engine,
         text,

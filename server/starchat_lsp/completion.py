@@ -53,13 +53,14 @@ def _fit(
 ) -> tuple[str, str]:
     """Whole lines around the cursor within `budget` tokens.
 
-    After the cursor: the rest of its line, then the next lines up to a quarter of the budget.
-    Before it: all the rest, from a first line that moves in steps of WINDOW_STEP lines. So
-    typing at a place keeps the prompt's beginning, whose KV cache the model then reuses: each
-    keystroke puts only the cursor's word and what follows it through the model (a
-    fill-in-the-middle prompt has the text after the cursor last). A smaller share after the
-    cursor (at most 64 tokens) made that cheaper but lost quality in `eval complete` (exact
-    matches 11 -> 9 of 32 with qwen2.5-coder-1.5b): the later lines say what the code needs.
+    After the cursor: the rest of its line, then the next lines up to a quarter of the budget,
+    on to a step of WINDOW_STEP lines counted from the file's end (`_to_step`). Before it: all
+    the rest, from a first line that moves in steps of WINDOW_STEP lines. So typing at a place
+    keeps the prompt's beginning and its end, whose KV cache the model then reuses (the end's
+    moved to its new place, engine/llamacpp_shift): each keystroke puts only the cursor's word
+    through the model. A smaller share after the cursor (at most 64 tokens) made that cheaper
+    but lost quality in `eval complete` (exact matches 11 -> 9 of 32 with qwen2.5-coder-1.5b):
+    the later lines say what the code needs.
     """
     head, _, current = prefix.rpartition("\n")
     tail_line, newline, rest = suffix.partition("\n")
@@ -67,12 +68,14 @@ def _fit(
     # Not from `left`: typing at the cursor grows `current`, and the text after the cursor
     # must stay the same from key to key for its KV cache to be kept (engine/llamacpp_shift).
     allowance = (budget - count_tokens(tail_line)) // 4
+    after_lines = rest.split("\n") if newline else []
     kept_after: list[str] = []
-    for line in rest.split("\n") if newline else []:
+    for line in after_lines:
         allowance -= count_tokens(line) + 1
         if allowance < 0:
             break
         kept_after.append(line)
+    kept_after = _to_step(kept_after, after_lines, count_tokens, budget)
     left -= sum(count_tokens(line) + 1 for line in kept_after)
     lines = head.split("\n") if "\n" in prefix else []
     kept = 0
@@ -87,6 +90,24 @@ def _fit(
     before = "".join(line + "\n" for line in lines[first:]) + current
     after = tail_line + "".join("\n" + line for line in kept_after)
     return before, after
+
+
+def _to_step(
+    kept: list[str], lines: list[str], count_tokens: Callable[[str], int], budget: int
+) -> list[str]:
+    """`kept`, the first of the file's `lines` after the cursor's, on until the lines left out
+    are a multiple of WINDOW_STEP, within half the budget.
+
+    Counted from the file's end, the window's end stays where it is while the cursor moves down
+    a few lines or a line is added above it (Enter): the prompt's end is the same text, and its
+    KV cache moves with it (engine/llamacpp_shift). Where the step would go over half the
+    budget, the end is left where the token count put it.
+    """
+    left_out = len(lines) - len(kept)
+    longer = lines[: len(lines) - left_out // WINDOW_STEP * WINDOW_STEP]
+    if sum(count_tokens(line) + 1 for line in longer) > budget // 2:
+        return kept
+    return longer
 
 
 def nearest_instruction(text: str, language: str | None, line: int) -> str | None:
@@ -177,8 +198,8 @@ def complete(
         stream = engine.chat(messages, settings, cancel=flag)
     result = stream.finish()
     answer = result.text
-    if healed and answer.startswith(healed):
-        answer = answer[len(healed) :]
+    while healed and answer[:1] == healed[0]:  # the user's blanks, written again by the model
+        answer, healed = answer[1:], healed[1:]
     cleaned = clean_completion(answer, text, offset, scope, language)
     return Completion(cleaned, scope, result)
 
