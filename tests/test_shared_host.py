@@ -131,3 +131,28 @@ def test_the_hosts_folder_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyP
     folder.chmod(0o755)
     with pytest.raises(EngineError, match="not private"):
         runtime_dir()
+
+
+def test_a_host_serves_only_clients_of_its_own_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host started before an upgrade (or an edit) runs the old code: its key differs."""
+    from starchat_lsp.engine.factory import EngineSettings
+    from starchat_lsp.engine.worker import shared
+    from starchat_lsp.engine.worker.shared import code_digest, host_key
+
+    package = tmp_path / "package"
+    (package / "engine").mkdir(parents=True)
+    (package / "engine" / "base.py").write_text("A = 1\n")
+    before = code_digest(package)
+    code_digest.cache_clear()
+    (package / "engine" / "base.py").write_text("A = 2\n")
+    assert code_digest(package) != before
+    code_digest.cache_clear()
+    # The installed package's own code is in the key, beside the model and its settings.
+    settings = EngineSettings(model="m")
+    assert host_key(settings, "/models/m.gguf") == host_key(settings, "/models/m.gguf")
+    assert host_key(settings, "/models/m.gguf") != host_key(settings, "/models/n.gguf")
+    key = host_key(settings, "/models/m.gguf")
+    monkeypatch.setattr(shared, "code_digest", lambda package: "another")
+    assert host_key(settings, "/models/m.gguf") != key

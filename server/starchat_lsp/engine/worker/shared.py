@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -63,11 +64,24 @@ def runtime_dir() -> Path:
 
 
 def host_key(settings: EngineSettings, model_location: str) -> str:
-    """Clients with the same model file and settings share a host; anything else gets its own."""
+    """Clients with the same model file, settings and code share a host; anything else gets
+    its own. The code counts: a host started before an upgrade (or an edit, while developing)
+    runs the old code, and would serve a new client with it."""
     wire = protocol.settings_to_wire(settings)
     wire["model"] = model_location
+    wire["code"] = code_digest(Path(__file__).resolve().parents[2])
     digest = hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
     return digest[:20]
+
+
+@functools.cache
+def code_digest(package: Path) -> str:
+    """A digest of the package's Python files (their paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 class SharedEngine(RemoteEngine):
