@@ -27,7 +27,6 @@ from starchat_lsp.engine.worker.connection import Connection, Pending
 from starchat_lsp.engine.worker.protocol import Message
 from starchat_lsp.errors import EngineError, ModelLoadError
 
-_LOAD_ERRORS = {"ModelLoadError", "ModelNotPulledError", "UnknownModelError"}
 _ENDINGS = ("done", "error", "crashed")
 COUNT_CACHE_SIZE = 512
 
@@ -271,7 +270,7 @@ def error_from(message: Message) -> EngineError:
     """The other side's error as the exception the caller would have seen in-process."""
     text = str(message.get("message") or message.get("type"))
     kind = str(message.get("type"))
-    if kind in _LOAD_ERRORS:
+    if message.get("load"):  # a ModelLoadError of any kind (not pulled, unknown, pull failed)
         return ModelLoadError(text)
     if kind == "ModelCrashedError":
         fallback = message.get("fallback")
@@ -289,6 +288,8 @@ def error_from(message: Message) -> EngineError:
 def error_to_wire(error: Exception) -> Message:
     """What `error_from` reads back: the type, the message and a crash's details."""
     wire: Message = {"type": type(error).__name__, "message": str(error)}
+    if isinstance(error, ModelLoadError):
+        wire["load"] = True
     if isinstance(error, ModelCrashedError):
         wire.update(backend=error.backend, fallback=error.fallback, retry=error.retry)
     return wire
