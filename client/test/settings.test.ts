@@ -54,7 +54,7 @@ test('the defaults give the server shape of docs/protocol.md', () => {
     other_files: false,
   });
   assert.deepEqual(settings.diagnostics, { enabled: true });
-  assert.deepEqual(settings.verify, { enabled: true, candidates: 3, time_budget_s: 0 });
+  assert.deepEqual(settings.verify, { enabled: true, candidates: 2, time_budget_s: 0 });
   assert.equal(settings.http.endpoint, 'http://127.0.0.1:8080');
   assert.deepEqual(settings.log, { level: 'info' });
   assert.deepEqual(Object.keys(settings), ['model', 'generation', 'completion', 'diagnostics', 'verify', 'log', 'http']);

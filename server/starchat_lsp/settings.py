@@ -71,7 +71,7 @@ class VerifyOptions:
     """Feedback and fixes: try several fixes and check them before offering one (issue 9)."""
 
     enabled: bool = True  # false: the plain answer only, faster
-    candidates: int = 3  # fixes to try, the first answer's included (drawn beside it)
+    candidates: int = 2  # fixes to try, the first answer's included (drawn beside it)
     time_budget_s: float = 0.0  # for the fixes and tests drawn beside it; 0: the answer's limit
 
 

@@ -46,7 +46,7 @@ TESTS_TOKENS = 128
 @dataclass(frozen=True, kw_only=True)
 class VerifyOptions:
     enabled: bool = True
-    candidates: int = 3  # fixes to consider, the draft's included
+    candidates: int = 2  # fixes to consider, the draft's included
     temperature: float = 0.8  # for the sampled fixes
     time_budget_s: float | None = None  # for the samples and tests; None: the draft's limit
     limits: sandbox.Limits = field(default_factory=lambda: sandbox.Limits(time_s=5.0))
