@@ -147,10 +147,15 @@ class ModelHost:
         self.runs += 1
         with self._active_lock:
             self._active += 1
+        start = _Claim()  # the thread's, when it starts; the canceller's, if it never will
         try:
-            return await asyncio.to_thread(self._tracked, work, engine, flag)
+            return await asyncio.to_thread(self._tracked, work, engine, flag, start)
         except asyncio.CancelledError:
             flag.cancel()
+            # Cancelled while it waited for a thread (all busy), the work never runs: it is
+            # over now, or it would count as running for good.
+            if start.take():
+                self._done()
             raise
 
     @property
@@ -160,13 +165,22 @@ class ModelHost:
             return self._active
 
     def _tracked(
-        self, work: Callable[[Engine, CancelFlag], T], engine: Engine, flag: CancelFlag
+        self,
+        work: Callable[[Engine, CancelFlag], T],
+        engine: Engine,
+        flag: CancelFlag,
+        start: _Claim,
     ) -> T:
+        if not start.take():  # cancelled before it started: nobody waits for its result
+            raise asyncio.CancelledError
         try:
             return work(engine, flag)
         finally:
-            with self._active_lock:
-                self._active -= 1
+            self._done()
+
+    def _done(self) -> None:
+        with self._active_lock:
+            self._active -= 1
 
     @property
     def health(self) -> dict[str, object] | None:
@@ -177,3 +191,16 @@ class ModelHost:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
+
+
+class _Claim:
+    """Taken once: by whichever of two threads asks first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = False
+
+    def take(self) -> bool:
+        with self._lock:
+            taken, self._taken = self._taken, True
+            return not taken
