@@ -19,6 +19,7 @@ from typing import Any
 from bench.harness import RawLspClient
 
 PAUSE_S = 1.0  # a gap this long before the next key is a pause: the user waits for a suggestion
+NEXT_REACH = 8  # the next line typed at a place is at most this many lines below it
 HANG_S = 600.0  # only a hung server takes this long to answer (a completion behind a chat can)
 COMPOUND = (
     ast.If,
@@ -62,22 +63,40 @@ class Outcome:
 def places(text: str, count: int, max_rest: int, seed: int) -> list[Edit]:
     """`count` seeded places: one-line statements inside function bodies (not docstrings, no
     comments), cut at a column that leaves 3 to `max_rest` characters to type."""
+    lines, candidates = text.split("\n"), _candidates(text)
+    rng = random.Random(seed)
+    chosen = rng.sample(sorted(candidates), min(count, len(candidates)))
+    return [_cut(lines, index, max_rest, rng) for index in chosen]
+
+
+def next_lines(text: str, edits: list[Edit], max_rest: int, seed: int) -> list[Edit | None]:
+    """For each place, the first line below it (at most NEXT_REACH lines down) that `places`
+    could have picked, cut the same way, else None: the user typing on near a place, where the
+    KV cache is warm."""
+    lines, candidates = text.split("\n"), _candidates(text)
+    rng = random.Random(seed)
+    found: list[Edit | None] = []
+    for edit in edits:
+        below = [n for n in range(edit.line + 1, edit.line + 1 + NEXT_REACH) if n in candidates]
+        found.append(_cut(lines, below[0], max_rest, rng) if below else None)
+    return found
+
+
+def _candidates(text: str) -> set[int]:
     lines = text.split("\n")
-    candidates = {
+    return {
         node.lineno - 1
         for function in ast.walk(ast.parse(text))
         if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
         for node in ast.walk(function)
         if isinstance(node, ast.stmt) and _retypable(node, lines)
     }
-    rng = random.Random(seed)
-    chosen = rng.sample(sorted(candidates), min(count, len(candidates)))
-    edits = []
-    for index in chosen:
-        line = lines[index]
-        rest = rng.randint(3, max(3, min(max_rest, len(line.strip()) - 1)))
-        edits.append(Edit(index, len(line) - rest, line[len(line) - rest :]))
-    return edits
+
+
+def _cut(lines: list[str], index: int, max_rest: int, rng: random.Random) -> Edit:
+    line = lines[index]
+    rest = rng.randint(3, max(3, min(max_rest, len(line.strip()) - 1)))
+    return Edit(index, len(line) - rest, line[len(line) - rest :])
 
 
 def _retypable(node: ast.stmt, lines: list[str]) -> bool:

@@ -14,7 +14,16 @@ from typing import Any
 
 from bench.harness import EXAMPLE, EXAMPLE_URI, Bench, RawLspClient
 from bench.keystroke_chat import Chat, ChatRun
-from bench.keystroke_replay import HANG_S, PAUSE_S, Edit, Typist, outcomes, places
+from bench.keystroke_replay import (
+    HANG_S,
+    NEXT_REACH,
+    PAUSE_S,
+    Edit,
+    Typist,
+    next_lines,
+    outcomes,
+    places,
+)
 from bench.keystroke_rows import Scenario, chat_rows, latency_rows, reuse_rows, share_rows, token_s
 from bench.results_model import Section
 from starchat_lsp.settings import CompletionOptions
@@ -79,8 +88,16 @@ def run(bench: Bench) -> Section:
     section = Section("keystrokes", "9. Keystroke to suggestion: an editing session replayed")
     quick = bench.options.quick
     source = SOURCE.read_text()
-    edits = places(source, bench.options.edits, 8 if quick else 40, SEED)
-    beside_edits = [replace(e, line=e.line + 1) for e in edits[: max(1, len(edits) // 3)]]
+    max_rest = 8 if quick else 40
+    edits = places(source, bench.options.edits, max_rest, SEED)
+    below = next_lines(source, edits, max_rest, SEED + 1)
+    # Beside a chat: a place's line retyped alone (it warms the place), then the line below it
+    # while the chat answers; in a copy of the file one line longer (BESIDE_HEADER).
+    pairs = [(e, n) for e, n in zip(edits, below, strict=True) if n is not None]
+    beside_pairs = [
+        (replace(e, line=e.line + 1), replace(n, line=n.line + 1))
+        for e, n in pairs[: max(1, len(edits) // 3)]
+    ]
     chat_tokens = 24 if quick else 256
     options = {
         "model": {
@@ -92,7 +109,7 @@ def run(bench: Bench) -> Section:
         "completion": {"max_context_tokens": WINDOW},  # debounce and cache as configured
         "verify": {"enabled": False},
     }
-    alone, beside = Scenario(), Scenario()
+    alone, beside, near = Scenario(), Scenario(), Scenario()
     with bench.server(options) as (client, _):
         client.open(EXAMPLE_URI, EXAMPLE)  # a first model run, not measured
         end = {"line": 7, "character": len(EXAMPLE.split("\n")[7])}  # a line's end: the model
@@ -105,36 +122,52 @@ def run(bench: Bench) -> Section:
         client.idle()
         log = RunLog(client)
         typist = Typist(client, URI, source)
-        for number, edit in enumerate(edits):
+        for number, (edit, next_line) in enumerate(zip(edits, below, strict=True)):
             _retype(typist, log, alone, edit, SEED + number)
+            if next_line is not None:  # typing on a few lines below: a warm place
+                _retype(typist, log, near, next_line, SEED + 100 + number)
         bench.log(f"keystrokes: {len(alone.outcomes)} keys on {len(edits)} lines")
+        bench.log(f"keystrokes: {len(near.outcomes)} keys on the lines below them")
         chat = Chat(client)
         chats_alone = [chat.alone() for _ in range(1 if quick else 2)]
         other = Typist(client, BESIDE_URI, BESIDE_HEADER + source)
         chats_beside: list[ChatRun] = []
         compute: list[float] = []
-        for number, edit in enumerate(beside_edits):
+        for number, (edit, next_line) in enumerate(beside_pairs):
+            _retype(other, log, Scenario(), edit, SEED + number)  # the place, warmed: not counted
             running = chat.start()
-            runs = _retype(other, log, beside, edit, SEED + number, running.busy)
+            runs = _retype(other, log, beside, next_line, SEED + 100 + number, running.busy)
             finished = running.finish()
             chats_beside.append(finished)
             compute.append(sum(r["total_s"] for r in runs if r["run"] <= finished.runs_done))
-        bench.log(f"keystrokes: {len(beside.outcomes)} keys beside {len(beside_edits)} chats")
+        bench.log(f"keystrokes: {len(beside.outcomes)} keys beside {len(beside_pairs)} chats")
     latency_rows(section, "typing", alone.outcomes, 0.0)
     share_rows(section, "typing", alone)
     reuse_rows(section, "typing", alone)
+    latency_rows(section, "typing on below a place", near.outcomes, 0.0)
+    share_rows(section, "typing on below a place", near)
+    reuse_rows(section, "typing on below a place", near)
     token = token_s(chats_alone)
     latency_rows(section, "during a chat", [o for o in beside.outcomes if o.during], token)
     share_rows(section, "during a chat", beside)
     chat_rows(section, chats_alone, chats_beside, compute)
     reuse_rows(section, "during a chat", beside)
     section.series["keystrokes: model runs typing"] = alone.runs  # results.json: each run
+    section.series["keystrokes: model runs typing on below a place"] = near.runs
     section.series["keystrokes: model runs during a chat"] = beside.runs
     section.series["keystrokes: chats"] = [
         {"alone": run in chats_alone, "wall_s": run.wall_s, **run.usage}
         for run in chats_alone + chats_beside
     ]
-    _notes(section, bench, edits, beside_edits, chat_tokens, token)
+    _notes(section, bench, edits, len(beside_pairs), chat_tokens, token)
+    continued = sum(e is not None for e in below)
+    section.notes.append(
+        f"typing on below a place: after each place whose next {NEXT_REACH} lines hold one "
+        f"that could have been picked ({continued} of {len(edits)}), that line retyped the "
+        "same way right after: the user goes on a few lines down, where the KV cache holds "
+        "the window around the place (its start and end move in steps of lines). The "
+        "typing rows are the places themselves, each met cold"
+    )
     return section
 
 
@@ -142,7 +175,7 @@ def _notes(
     section: Section,
     bench: Bench,
     edits: list[Edit],
-    beside_edits: list[Edit],
+    beside: int,
     chat_tokens: int,
     token: float,
 ) -> None:
@@ -166,10 +199,12 @@ def _notes(
         "reuse: prompt tokens whose KV cache the engine kept from the run before "
         "(starchat/status's completion.recent_runs); the first run at a place follows a line "
         "elsewhere in the file",
-        f"during a chat: the first {len(beside_edits)} of those places again (a copy of the "
-        "file one line longer) while starchat/chat answers a long question greedily "
-        f"({chat_tokens} tokens at most), started before each line and streaming before its "
-        "first key; the latencies count keys sent while it ran, against the goal plus one "
+        f"during a chat: the first {beside} of those places that have a line below them "
+        "again, in a copy of the file one line longer: the place's line retyped with no chat "
+        "(it warms the place; not counted), then the line below it while starchat/chat answers "
+        f"a long question greedily ({chat_tokens} tokens at most), started before the line "
+        "and streaming before its first key; the latencies count keys sent while it ran, "
+        "against the goal plus one "
         f"token of the chat ({token * 1000:.0f} ms alone). Its time alone: the median of runs "
         "with no typing, each after another question stopped at its first chunk, as before "
         "each run beside the typing. The completion compute is the total_s of the completion "

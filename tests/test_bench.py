@@ -75,7 +75,7 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
         assert f"transformers, {kind}: first token" in measures, measures
     # The keystroke replay: latency, suggestions shown, KV reuse per run, and the chat beside it.
     measures = {row["measure"] for row in by_key["keystrokes"]["rows"]}
-    for scenario in ("typing", "during a chat"):
+    for scenario in ("typing", "typing on below a place", "during a chat"):
         for measure in (
             "key to suggestion shown: p50 / p95 / max",
             "keys that got a suggestion shown; at pauses (≥ 1 s to the next key)",
