@@ -293,7 +293,8 @@ def run(
             asks.append(tests[0])
         wanted = options.candidates - 1
         also = " and tests" if tests is not None else ""
-        on_stage(Stage("sampling", f"drafting an answer with {wanted} more fixes{also} at once"))
+        fixes = "another fix" if wanted == 1 else f"{wanted} more fixes"
+        on_stage(Stage("sampling", f"drafting an answer with {fixes}{also} at once"))
     asked = time.monotonic()
     results = engine.together(asks, cancel, on_text)
     answered = time.monotonic()
