@@ -54,7 +54,7 @@ def _fit(
     """Whole lines around the cursor within `budget` tokens.
 
     After the cursor: the rest of its line, then the next lines up to a quarter of the budget,
-    on to a step of WINDOW_STEP lines counted from the file's end (`_to_step`). Before it: all
+    on to a step of WINDOW_STEP lines counted from the file's end. Before it: all
     the rest, from a first line that moves in steps of WINDOW_STEP lines. So typing at a place
     keeps the prompt's beginning and its end, whose KV cache the model then reuses (the end's
     moved to its new place, engine/llamacpp_shift): each keystroke puts only the cursor's word
@@ -69,14 +69,23 @@ def _fit(
     # must stay the same from key to key for its KV cache to be kept (engine/llamacpp_shift).
     allowance = (budget - count_tokens(tail_line)) // 4
     after_lines = rest.split("\n") if newline else []
-    kept_after: list[str] = []
+    taken, used = 0, 0
     for line in after_lines:
-        allowance -= count_tokens(line) + 1
-        if allowance < 0:
+        cost = count_tokens(line) + 1
+        if used + cost > allowance:
             break
-        kept_after.append(line)
-    kept_after = _to_step(kept_after, after_lines, count_tokens, budget)
-    left -= sum(count_tokens(line) + 1 for line in kept_after)
+        taken, used = taken + 1, used + cost
+    # On until the lines left out are a multiple of WINDOW_STEP, within half the budget: counted
+    # from the file's end, the window's end then stays where it is while the cursor moves down
+    # a few lines or a line is added above it (Enter), so the prompt's end is the same text and
+    # its KV cache moves with it (engine/llamacpp_shift). Past half the budget, the end is left
+    # where the token count put it.
+    stepped = len(after_lines) - (len(after_lines) - taken) // WINDOW_STEP * WINDOW_STEP
+    more = sum(count_tokens(line) + 1 for line in after_lines[taken:stepped])
+    if used + more <= budget // 2:
+        taken, used = stepped, used + more
+    kept_after = after_lines[:taken]
+    left -= used
     lines = head.split("\n") if "\n" in prefix else []
     kept = 0
     for line in reversed(lines):
@@ -90,24 +99,6 @@ def _fit(
     before = "".join(line + "\n" for line in lines[first:]) + current
     after = tail_line + "".join("\n" + line for line in kept_after)
     return before, after
-
-
-def _to_step(
-    kept: list[str], lines: list[str], count_tokens: Callable[[str], int], budget: int
-) -> list[str]:
-    """`kept`, the first of the file's `lines` after the cursor's, on until the lines left out
-    are a multiple of WINDOW_STEP, within half the budget.
-
-    Counted from the file's end, the window's end stays where it is while the cursor moves down
-    a few lines or a line is added above it (Enter): the prompt's end is the same text, and its
-    KV cache moves with it (engine/llamacpp_shift). Where the step would go over half the
-    budget, the end is left where the token count put it.
-    """
-    left_out = len(lines) - len(kept)
-    longer = lines[: len(lines) - left_out // WINDOW_STEP * WINDOW_STEP]
-    if sum(count_tokens(line) + 1 for line in longer) > budget // 2:
-        return kept
-    return longer
 
 
 def nearest_instruction(text: str, language: str | None, line: int) -> str | None:

@@ -147,14 +147,15 @@ class ModelHost:
         self.runs += 1
         with self._active_lock:
             self._active += 1
-        start = _Claim()  # the thread's, when it starts; the canceller's, if it never will
+        # Taken once: by the thread when it starts, or by the canceller if it never will.
+        start = threading.Lock()
         try:
             return await asyncio.to_thread(self._tracked, work, engine, flag, start)
         except asyncio.CancelledError:
             flag.cancel()
             # Cancelled while it waited for a thread (all busy), the work never runs: it is
             # over now, or it would count as running for good.
-            if start.take():
+            if start.acquire(blocking=False):
                 self._done()
             raise
 
@@ -169,9 +170,9 @@ class ModelHost:
         work: Callable[[Engine, CancelFlag], T],
         engine: Engine,
         flag: CancelFlag,
-        start: _Claim,
+        start: threading.Lock,
     ) -> T:
-        if not start.take():  # cancelled before it started: nobody waits for its result
+        if not start.acquire(blocking=False):  # cancelled before it started: nobody waits
             raise asyncio.CancelledError
         try:
             return work(engine, flag)
@@ -191,16 +192,3 @@ class ModelHost:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
-
-
-class _Claim:
-    """Taken once: by whichever of two threads asks first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._taken = False
-
-    def take(self) -> bool:
-        with self._lock:
-            taken, self._taken = self._taken, True
-            return not taken
