@@ -66,6 +66,11 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--edits", type=int, help="section 9: lines retyped in the replay (default 12; quick 2)"
     )
+    parser.add_argument(
+        "--completion-model",
+        default="",
+        help="section 9: the server's completion.model (a smaller model beside --model)",
+    )
     parser.add_argument("--dtype", default="auto", help="as the server's model.dtype setting")
     parser.add_argument(
         "--out", type=Path, help="folder for the results (default bench/results/...)"
@@ -73,7 +78,7 @@ def parse(argv: Sequence[str] | None) -> Options:
     args = parser.parse_args(argv)
     quick = args.quick
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = Path(args.model).name
+    name = Path(args.model).name + (f"+{args.completion_model}" if args.completion_model else "")
     return Options(
         model=args.model,
         quick=quick,
@@ -87,6 +92,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         sections=tuple(args.only or SECTIONS),
         worker_backends=tuple(args.worker_backends or ()),
         edits=args.edits or (2 if quick else 12),
+        completion_model=args.completion_model,
         out=args.out or REPO / "bench" / "results" / f"{stamp}-{name}{'-quick' if quick else ''}",
     )
 

@@ -38,6 +38,7 @@ class Options:
     sections: tuple[str, ...]
     worker_backends: tuple[str, ...]  # section 8's backends; empty: what the model allows
     edits: int  # lines retyped in the keystroke replay (section 9)
+    completion_model: str  # section 9: completion.model (empty: the model completes)
     out: Path
 
 

@@ -106,7 +106,8 @@ def run(bench: Bench) -> Section:
             "backend": _backend(bench, section),
         },
         "generation": {"max_new_tokens": chat_tokens},
-        "completion": {"max_context_tokens": WINDOW},  # debounce and cache as configured
+        # debounce and cache as configured
+        "completion": {"max_context_tokens": WINDOW, "model": bench.options.completion_model},
         "verify": {"enabled": False},
     }
     alone, beside, near = Scenario(), Scenario(), Scenario()
@@ -181,9 +182,12 @@ def _notes(
 ) -> None:
     debounce = CompletionOptions().debounce_ms
     python = ".".join(map(str, sys.version_info[:3]))
+    completer = bench.options.completion_model
+    paired = f" and completion.model {completer} beside it" if completer else ""
     section.notes += [
-        f"{bench.resolved.name}, completion.max_context_tokens {WINDOW} (the issue's ~1.5k-token "
-        f"window), debounce {debounce} ms and the server's cache as configured by default",
+        f"{bench.resolved.name}{paired}, completion.max_context_tokens {WINDOW} (the issue's "
+        f"~1.5k-token window), debounce {debounce} ms and the server's cache as configured by "
+        "default",
         f"the file: textwrap.py of Python {python}; {len(edits)} seeded places (seed {SEED}) "
         "inside function bodies: the rest of the line (3 to "
         f"{max(len(e.rest) for e in edits)} characters) deleted, then typed back key by key, "

@@ -22,6 +22,7 @@ export interface ServerSettings {
   generation: { max_new_tokens: number; temperature: number; system_prompt: string };
   completion: {
     enabled: boolean;
+    model: string;
     debounce_ms: number;
     max_new_tokens: number;
     max_context_tokens: number;
@@ -48,7 +49,12 @@ export interface ServerSettings {
 export const SERVER_KEYS: { [S in keyof ServerSettings]: (keyof ServerSettings[S] & string)[] } = {
   model: ['name', 'backend', 'device', 'dtype', 'threads', 'context_size'],
   generation: ['max_new_tokens', 'temperature', 'system_prompt'],
-  completion: ['enabled', 'debounce_ms', 'max_new_tokens', 'max_context_tokens', 'other_files'],
+  completion: [
+    'enabled',
+    'model',
+    'debounce_ms', 'max_new_tokens', 'max_context_tokens',
+    'other_files',
+  ],
   diagnostics: ['enabled'],
   verify: ['enabled', 'candidates', 'time_budget_s'],
   log: ['level'],

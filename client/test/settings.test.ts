@@ -48,6 +48,7 @@ test('the defaults give the server shape of docs/protocol.md', () => {
   assert.deepEqual(settings.generation, { max_new_tokens: 512, temperature: 0, system_prompt: '' });
   assert.deepEqual(settings.completion, {
     enabled: true,
+    model: '',
     debounce_ms: 150,
     max_new_tokens: 128,
     max_context_tokens: 1024,

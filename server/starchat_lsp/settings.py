@@ -53,6 +53,9 @@ class GenerationOptions:
 @dataclass(kw_only=True)
 class CompletionOptions:
     enabled: bool = True
+    # a smaller model of model.name's family for completions (llama.cpp, loaded beside it:
+    # faster keystroke to suggestion); empty: model.name completes too
+    model: str = ""
     debounce_ms: int = 150  # wait after the last keystroke before asking the model
     max_new_tokens: int = 128  # for a block; one line gets at most 48
     max_context_tokens: int = 1024  # text around the cursor that the model sees
@@ -102,6 +105,7 @@ class Settings:
             dtype=model.dtype,
             threads=model.threads,
             context_size=model.context_size,
+            completion_model=self.completion.model.strip(),
             http=HttpEngineSettings(**dataclasses.asdict(self.http)),
         )
 

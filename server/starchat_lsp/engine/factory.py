@@ -6,6 +6,7 @@ when a team server is used.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -17,7 +18,10 @@ from starchat_lsp.errors import EngineError
 from starchat_lsp.models.catalogue import DEFAULT_MODEL
 
 if TYPE_CHECKING:
+    from starchat_lsp.engine.llamacpp_engine import CompletionModel
     from starchat_lsp.models.store import ResolvedModel
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "transformers", "llamacpp", "http")
 # What "auto" picks, and why: llama.cpp is 5-10x faster on a CPU (docs/benchmarks.md) and gave
@@ -49,6 +53,9 @@ class EngineSettings:
     dtype: str = "auto"
     threads: int = 0  # llama.cpp: CPU threads; 0 = as many as there are cores
     context_size: int = 0  # llama.cpp: tokens of context; 0 = the model's own
+    # llama.cpp: a smaller model of the same family for completions at the cursor, loaded beside
+    # `model` in its process; empty: `model` completes too
+    completion_model: str = ""
     http: HttpEngineSettings = field(default_factory=HttpEngineSettings)
 
 
@@ -124,6 +131,13 @@ def create_engine(settings: EngineSettings) -> Engine:
             name=resolved.name,
             threads=settings.threads,
             context_size=settings.context_size,
+            completion=_completion_model(settings.completion_model),
+        )
+    if settings.completion_model.strip():
+        log.warning(
+            "completion.model %s is for llama.cpp only: completions use %s",
+            settings.completion_model,
+            resolved.name,
         )
 
     from starchat_lsp.engine.transformers_engine import TransformersEngine
@@ -136,6 +150,23 @@ def create_engine(settings: EngineSettings) -> Engine:
         dtype=settings.dtype,
         prepare=resolved.prepare_transformers,
     )
+
+
+def _completion_model(setting: str) -> CompletionModel | None:
+    """The completion model a setting names, or why it cannot be used (the engine says it)."""
+    from starchat_lsp.engine.llamacpp_engine import CompletionModel
+    from starchat_lsp.models.store import ModelStore
+
+    name = setting.strip()
+    if not name:
+        return None
+    try:
+        resolved = ModelStore().resolve(name)
+    except EngineError as error:
+        return CompletionModel(name, None, str(error))
+    if resolved.gguf_path is None:
+        return CompletionModel(resolved.name, None, "it has no GGUF file for llama.cpp")
+    return CompletionModel(resolved.name, resolved.gguf_path)
 
 
 def _require_gguf(model: str, gguf_path: Path | None) -> Path:

@@ -11,6 +11,10 @@ out and back (llamacpp_kv), so it goes on exactly where it was, and each side ke
 
 `sample` decodes several answers to one prompt together, one batch per token (llamacpp_batch).
 
+A completion model (`CompletionModel`: a smaller one of the same vocabulary) can be loaded beside
+the model: interactive requests then run on it, with its own KV cache, on the same worker thread
+(the two never compute at once: on a few cores two models running together both crawl).
+
 llama-cpp-python is an optional extra, imported only by `load()`.
 """
 
@@ -26,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +79,24 @@ PAUSE_SLICE = 128
 # 0.6 s, no slice was ever finished while typing).
 INTERACTIVE_SLICE = 32
 _DONE = object()  # the end of the chunk queue
+# Tokenized by both models to tell whether a completion model shares the model's vocabulary.
+_VOCABULARY_PROBE = (
+    '<|fim_prefix|>def mean(values: list[float]) -> float:\n    """Ünïcode → ok."""\n'
+    "<|fim_suffix|>\n    return total / len(values)<|fim_middle|><|im_end|><|endoftext|>"
+)
+
+
+@dataclass(frozen=True)
+class CompletionModel:
+    """A model for completions at the cursor, loaded beside the engine's own (completion.model).
+
+    It must share the model's vocabulary (prompts are tokenized once, by the model); `problem`
+    says why it cannot be used (not pulled, no GGUF file) and completions then use the model.
+    """
+
+    name: str
+    gguf_path: Path | None
+    problem: str = ""
 
 
 class _Run:
@@ -99,13 +122,22 @@ class _Run:
 
 class LlamaCppEngine:
     def __init__(
-        self, gguf_path: str, *, name: str, threads: int = 0, context_size: int = 0
+        self,
+        gguf_path: str,
+        *,
+        name: str,
+        threads: int = 0,
+        context_size: int = 0,
+        completion: CompletionModel | None = None,
     ) -> None:
         self._path = Path(gguf_path).expanduser()
         self._name = name
         self._threads = threads
         self._context_size = context_size
         self._llama: Any = None
+        self._completion = completion
+        self._companion: Any = None  # the completion model's Llama, once loaded and usable
+        self._companion_can_shift = False
         self._load_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="starchat-llamacpp")
         self._closed = False
@@ -148,6 +180,14 @@ class LlamaCppEngine:
         self.load()
         return self._fim is not None
 
+    @property
+    def completion_model(self) -> str:
+        """The name of the model that answers completions at the cursor."""
+        self.load()
+        if self._companion is not None and self._completion is not None:
+            return self._completion.name
+        return self._name
+
     def load(self, progress: ProgressCallback | None = None) -> None:
         with self._load_lock:
             if self._llama is not None:
@@ -169,37 +209,8 @@ class LlamaCppEngine:
             started = time.monotonic()
             if progress:
                 progress(f"Loading {self._path.name} with llama.cpp")
-            threads = self._threads or usable_cores()
             _route_llama_log()
-            try:
-                # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
-                # /dev/null while the model loads: a language server's replies written to
-                # stdout meanwhile were lost (editors waited forever). Its log goes through
-                # _route_llama_log instead; its Python-side prints (metadata, the whole chat
-                # template) into our log at DEBUG, never onto the user's terminal.
-                with _prints_to_log(), _safe_buffers(), llamacpp_batch.context_params():
-                    llama = llama_cpp.Llama(
-                        model_path=str(self._path),
-                        # the window, and room for answers decoded together (llamacpp_batch)
-                        n_ctx=(self._context_size or DEFAULT_CONTEXT_CAP)
-                        + llamacpp_batch.ANSWER_CELLS,
-                        n_threads=threads,
-                        n_threads_batch=threads,
-                        n_gpu_layers=0,
-                        verbose=True,
-                    )
-                llama.verbose = False  # no timing prints per request
-            except MemoryError as error:
-                raise ModelLoadError(
-                    f"not enough memory to load {self._name} with llama.cpp: choose a smaller "
-                    "model (`starchat-lsp models list`) or a smaller context (model.context_size)"
-                ) from error
-            except Exception as error:  # llama.cpp says only "Failed to load model from file"
-                raise ModelLoadError(
-                    f"llama.cpp could not load {self._path} ({error}): the file may be damaged "
-                    f"or of an architecture this llama-cpp-python does not know; pull it again "
-                    f"(`starchat-lsp models pull {self._name}`) or upgrade llama-cpp-python"
-                ) from error
+            llama = self._open(llama_cpp, self._path, self._name)
             self._inspect(llama)
             self._install_abort_callback(llama)
             self._can_shift = llamacpp_shift.can_shift(llama)
@@ -210,8 +221,76 @@ class LlamaCppEngine:
             if not self._context_size and 0 < trained < window:
                 window = trained
             self._window = window
+            if self._completion is not None:
+                self._load_companion(llama_cpp, llama, self._completion, progress)
             self._llama = llama
             self.load_time_s = time.monotonic() - started
+
+    def _open(self, llama_cpp: Any, path: Path, name: str) -> Any:
+        threads = self._threads or usable_cores()
+        try:
+            # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
+            # /dev/null while the model loads: a language server's replies written to
+            # stdout meanwhile were lost (editors waited forever). Its log goes through
+            # _route_llama_log instead; its Python-side prints (metadata, the whole chat
+            # template) into our log at DEBUG, never onto the user's terminal.
+            with _prints_to_log(), _safe_buffers(), llamacpp_batch.context_params():
+                llama = llama_cpp.Llama(
+                    model_path=str(path),
+                    # the window, and room for answers decoded together (llamacpp_batch)
+                    n_ctx=(self._context_size or DEFAULT_CONTEXT_CAP) + llamacpp_batch.ANSWER_CELLS,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=0,
+                    verbose=True,
+                )
+            llama.verbose = False  # no timing prints per request
+        except MemoryError as error:
+            raise ModelLoadError(
+                f"not enough memory to load {name} with llama.cpp: choose a smaller "
+                "model (`starchat-lsp models list`) or a smaller context (model.context_size)"
+            ) from error
+        except Exception as error:  # llama.cpp says only "Failed to load model from file"
+            raise ModelLoadError(
+                f"llama.cpp could not load {path} ({error}): the file may be damaged "
+                f"or of an architecture this llama-cpp-python does not know; pull it again "
+                f"(`starchat-lsp models pull {name}`) or upgrade llama-cpp-python"
+            ) from error
+        return llama
+
+    def _load_companion(
+        self,
+        llama_cpp: Any,
+        llama: Any,
+        completion: CompletionModel,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Load the completion model beside `llama`; where it cannot serve, say why and go on
+        without it (completions then use the model: a setting must not cost the chat)."""
+        problem = completion.problem
+        if not problem and completion.gguf_path is not None:
+            if progress:
+                progress(f"Loading {completion.name} for completions")
+            try:
+                companion = self._open(llama_cpp, completion.gguf_path, completion.name)
+            except ModelLoadError as error:
+                problem = str(error)
+            else:
+                if _same_vocabulary(llama, companion):
+                    self._companion = companion
+                    self._companion_can_shift = llamacpp_shift.can_shift(companion)
+                    return
+                companion.close()
+                problem = (
+                    f"its vocabulary is not {self._name}'s: choose a smaller model of the same "
+                    "family (`starchat-lsp models list`)"
+                )
+        message = (
+            f"completion model {completion.name} not used ({problem}): completions use {self._name}"
+        )
+        log.warning("%s", message)
+        if progress:
+            progress(message)
 
     def _inspect(self, llama: Any) -> None:
         """What the model's vocabulary and metadata fix: chat template, end tokens, FIM tokens."""
@@ -470,8 +549,10 @@ class LlamaCppEngine:
         self._interactive.cancel_waiting()  # their readers get the end, and CANCELLED
         with self._load_lock:
             llama, self._llama = self._llama, None
-        if llama is not None:
-            llama.close()
+            companion, self._companion = self._companion, None
+        for model in (llama, companion):
+            if model is not None:
+                model.close()
 
     def _stream(
         self,
@@ -538,17 +619,25 @@ class LlamaCppEngine:
             if flag.cancelled or self._closed:
                 run.reason = StopReason.CANCELLED
                 return
-            self._kv.use(self.llama, INTERACTIVE if settings.interactive else BACKGROUND)
-            self._decode(tokens, settings, run, flag)
+            llama = self.llama
+            if settings.interactive and self._companion is not None:
+                llama = self._companion  # its own KV cache: the model's stays as it is
+            else:
+                self._kv.use(llama, INTERACTIVE if settings.interactive else BACKGROUND)
+            self._decode(llama, tokens, settings, run, flag)
         finally:
             self._running = outer
             run.emit(run.matcher.flush())
             run.chunks.put(_DONE)
 
     def _decode(
-        self, tokens: list[int], settings: GenerationSettings, run: _Run, flag: CancelFlag
+        self,
+        llama: Any,
+        tokens: list[int],
+        settings: GenerationSettings,
+        run: _Run,
+        flag: CancelFlag,
     ) -> None:
-        llama = self.llama
         limit = self._answer_limit(tokens, settings)
         limit_s = settings.time_limit_s
         deadline = None if limit_s is None else time.monotonic() + limit_s
@@ -621,7 +710,8 @@ class LlamaCppEngine:
         cached = llama.input_ids[: llama.n_tokens].tolist()
         shared = min(_common_prefix(cached, tokens), len(tokens) - 1)
         move = None
-        if not pausable and shared > 0 and self._can_shift:  # a completion: typing at the cursor
+        can_shift = self._companion_can_shift if llama is self._companion else self._can_shift
+        if not pausable and shared > 0 and can_shift:  # a completion: typing at the cursor
             move = llamacpp_shift.plan(cached, tokens, shared)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
         # where the cache cannot drop a tail (recurrent models), start from scratch.
@@ -807,6 +897,17 @@ def _is_error(level: int, line: str) -> bool:
 
 
 _LOG_CALLBACKS: list[Any] = []
+
+
+def _same_vocabulary(llama: Any, other: Any) -> bool:
+    """Whether `other` reads text into the same tokens as `llama` (so a prompt tokenized once
+    serves both), special tokens and end of text included."""
+    if int(llama.n_vocab()) != int(other.n_vocab()) or llama.token_eos() != other.token_eos():
+        return False
+    probe = _VOCABULARY_PROBE.encode()
+    return list(llama.tokenize(probe, add_bos=False, special=True)) == list(
+        other.tokenize(probe, add_bos=False, special=True)
+    )
 
 
 def _common_prefix(first: Sequence[int], tokens: Sequence[int]) -> int:
