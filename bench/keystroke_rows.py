@@ -123,6 +123,14 @@ def chat_rows(
     compute_s: list[float],
 ) -> None:
     """The chat answer typed beside against the same answer alone: its text, its time."""
+    if not beside:  # so few places that none has a line below it to type during a chat
+        section.add(
+            Row(
+                "during a chat: the chat's answer (greedy) vs the same chat alone",
+                "not measured: no place had a line below it to type on (give more --edits)",
+            )
+        )
+        return
     reference = alone[0].text
     same = sum(run.text == reference for run in beside)
     differs = [_first_difference(run.text, reference) for run in beside if run.text != reference]

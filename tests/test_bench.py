@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = [
     "engine",
@@ -84,3 +86,19 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
             assert f"{scenario}: {measure}" in measures, measures
     assert "during a chat: the chat's answer (greedy) vs the same chat alone" in measures
     assert "during a chat: the chat's extra time vs the completion runs done inside it" in measures
+
+
+def test_the_chat_rows_say_when_no_line_was_typed_beside_a_chat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(REPO))  # bench/ is run from the repository, not installed
+    from bench.keystroke_chat import ChatRun
+    from bench.keystroke_rows import chat_rows
+    from bench.results_model import Section
+
+    section = Section("keystrokes", "9")
+    alone = ChatRun("an answer", 2.0, {"tokens_out": 3, "tokens_per_s": 10.0}, 0)
+    chat_rows(section, [alone], [], [])  # --edits so few that no place has a line below it
+    assert [row.ours for row in section.rows] == [
+        "not measured: no place had a line below it to type on (give more --edits)"
+    ]
