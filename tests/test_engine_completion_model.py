@@ -1,14 +1,16 @@
 """A completion model beside the model (completion.model, issue 16): completions at the cursor run
 on it, with its own KV cache, between two tokens of a running answer, which goes on exactly as
-alone; a completion model that cannot serve (not pulled, another vocabulary) is said so at load,
-and completions then use the model.
+alone, and the model's KV cache is never copied; a completion model that cannot serve (not
+pulled, another vocabulary) is said so at load, and the model completes instead; the model
+itself named is loaded once.
 
-On the real pulled smollm2-135m (a second copy of it as the completion model: the same vocabulary)
+On the real pulled smollm2-135m (a copy of its file as the completion model: the same vocabulary)
 and qwen2.5-coder-1.5b (another vocabulary), on llama.cpp.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -24,9 +26,11 @@ pytestmark = [pytest.mark.default_model, needs_llama]
 
 
 @pytest.fixture(scope="module")
-def paired() -> Iterator[LlamaCppEngine]:
+def paired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppEngine]:
+    copied = tmp_path_factory.mktemp("completer") / "completer.gguf"
+    shutil.copyfile(_gguf(), copied)  # another file of the same vocabulary: loaded beside
     engine = LlamaCppEngine(
-        str(_gguf()), name=MODEL, completion=CompletionModel("completer", _gguf())
+        str(_gguf()), name=MODEL, completion=CompletionModel("completer", copied)
     )
     engine.load()
     yield engine
@@ -81,6 +85,15 @@ def loaded(settings: EngineSettings) -> tuple[LlamaCppEngine, list[str]]:
     said: list[str] = []
     engine.load(said.append)
     return engine, said
+
+
+def test_the_model_itself_as_completion_model_is_loaded_once() -> None:
+    engine, said = loaded(EngineSettings(model=MODEL, backend="llamacpp", completion_model=MODEL))
+    try:
+        assert engine.completion_model == MODEL and engine._companion is None
+        assert not any("completion" in line for line in said), said
+    finally:
+        engine.close()
 
 
 def test_a_completion_model_not_pulled_is_said_and_the_model_completes() -> None:

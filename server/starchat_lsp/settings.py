@@ -53,8 +53,8 @@ class GenerationOptions:
 @dataclass(kw_only=True)
 class CompletionOptions:
     enabled: bool = True
-    # a smaller model of model.name's family for completions (llama.cpp, loaded beside it:
-    # faster keystroke to suggestion); empty: model.name completes too
+    # a smaller model of model.name's family for completions (llama.cpp, loaded beside it: a
+    # 1.5B beside a bigger chat model); empty: model.name completes too
     model: str = ""
     debounce_ms: int = 150  # wait after the last keystroke before asking the model
     max_new_tokens: int = 128  # for a block; one line gets at most 48

@@ -54,7 +54,7 @@ class EngineSettings:
     threads: int = 0  # llama.cpp: CPU threads; 0 = as many as there are cores
     context_size: int = 0  # llama.cpp: tokens of context; 0 = the model's own
     # llama.cpp: a smaller model of the same family for completions at the cursor, loaded beside
-    # `model` in its process; empty: `model` completes too
+    # `model` in its process (a 1.5B beside a bigger chat model); empty: `model` completes too
     completion_model: str = ""
     http: HttpEngineSettings = field(default_factory=HttpEngineSettings)
 

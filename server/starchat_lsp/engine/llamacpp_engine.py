@@ -11,9 +11,10 @@ out and back (llamacpp_kv), so it goes on exactly where it was, and each side ke
 
 `sample` decodes several answers to one prompt together, one batch per token (llamacpp_batch).
 
-A completion model (`CompletionModel`: a smaller one of the same vocabulary) can be loaded beside
-the model: interactive requests then run on it, with its own KV cache, on the same worker thread
-(the two never compute at once: on a few cores two models running together both crawl).
+A completion model (`CompletionModel`: a smaller one of the same vocabulary, beside a bigger chat
+model) can be loaded beside the model: interactive requests then run on it, with its own KV
+cache, on the same worker thread (the two never compute at once: on a few cores two models
+running together both crawl), and nothing is copied at a pause.
 
 llama-cpp-python is an optional extra, imported only by `load()`.
 """
@@ -221,7 +222,8 @@ class LlamaCppEngine:
             if not self._context_size and 0 < trained < window:
                 window = trained
             self._window = window
-            if self._completion is not None:
+            # The model itself named: it completes, from its one copy in memory.
+            if self._completion is not None and self._completion.gguf_path != self._path:
                 self._load_companion(llama_cpp, llama, self._completion, progress)
             self._llama = llama
             self.load_time_s = time.monotonic() - started
