@@ -80,6 +80,9 @@ PAUSE_SLICE = 128
 # 0.6 s, no slice was ever finished while typing).
 INTERACTIVE_SLICE = 32
 _DONE = object()  # the end of the chunk queue
+# KV cells of a completion model's context beyond the window: for the middle of a moved prompt
+# (llamacpp_shift: at most MAX_MIDDLE and READ_AGAIN tokens), read in another sequence.
+COMPANION_ROOM = 256
 # Tokenized by both models to tell whether a completion model shares the model's vocabulary.
 _VOCABULARY_PROBE = (
     '<|fim_prefix|>def mean(values: list[float]) -> float:\n    """Ünïcode → ok."""\n'
@@ -211,7 +214,9 @@ class LlamaCppEngine:
             if progress:
                 progress(f"Loading {self._path.name} with llama.cpp")
             _route_llama_log()
-            llama = self._open(llama_cpp, self._path, self._name)
+            # the window, and room for answers decoded together (llamacpp_batch)
+            cells = (self._context_size or DEFAULT_CONTEXT_CAP) + llamacpp_batch.ANSWER_CELLS
+            llama = self._open(llama_cpp, self._path, self._name, cells)
             self._inspect(llama)
             self._install_abort_callback(llama)
             self._can_shift = llamacpp_shift.can_shift(llama)
@@ -228,7 +233,8 @@ class LlamaCppEngine:
             self._llama = llama
             self.load_time_s = time.monotonic() - started
 
-    def _open(self, llama_cpp: Any, path: Path, name: str) -> Any:
+    def _open(self, llama_cpp: Any, path: Path, name: str, cells: int) -> Any:
+        """A `Llama` for the GGUF file at `path`, its context of `cells` KV cells."""
         threads = self._threads or usable_cores()
         try:
             # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
@@ -239,8 +245,7 @@ class LlamaCppEngine:
             with _prints_to_log(), _safe_buffers(), llamacpp_batch.context_params():
                 llama = llama_cpp.Llama(
                     model_path=str(path),
-                    # the window, and room for answers decoded together (llamacpp_batch)
-                    n_ctx=(self._context_size or DEFAULT_CONTEXT_CAP) + llamacpp_batch.ANSWER_CELLS,
+                    n_ctx=cells,
                     n_threads=threads,
                     n_threads_batch=threads,
                     n_gpu_layers=0,
@@ -274,7 +279,10 @@ class LlamaCppEngine:
             if progress:
                 progress(f"Loading {completion.name} for completions")
             try:
-                companion = self._open(llama_cpp, completion.gguf_path, completion.name)
+                # a completion fits the window; a moved prompt's middle is read in another
+                # sequence beside it (llamacpp_shift): no room for answers decoded together
+                cells = self._window + COMPANION_ROOM
+                companion = self._open(llama_cpp, completion.gguf_path, completion.name, cells)
             except ModelLoadError as error:
                 problem = str(error)
             else:
