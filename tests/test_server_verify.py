@@ -81,7 +81,7 @@ async def test_feedback_streams_the_draft_then_reports_the_checks(
     assert [e._asdict() for e in verification.evidence] == [
         {"code": "assert total([1, 2, 3]) == 6", "source": "your message"}
     ]
-    assert 1 <= verification.candidates <= 3
+    assert 1 <= verification.candidates <= 6  # up to 3, and as many again on a second look
     assert verification.verdict and verification.seconds > 0
     stages = [s for s in client.stages if s["token"] == "v1"]
     names = [s["stage"] for s in stages]
@@ -90,6 +90,8 @@ async def test_feedback_streams_the_draft_then_reports_the_checks(
     assert all(s["uri"] == URI for s in stages)
     if not verification.verified:  # the tiny model's fixes fail the example: no edit offered
         assert result.fix is None or result.fix.edit is None
+    if verification.chosen is None:  # nothing to offer after the first answers: a second look
+        assert names.index("second-look") < names.index("done")
 
 
 async def test_verification_can_be_turned_off(plain: StarchatTestClient) -> None:

@@ -195,6 +195,62 @@ def test_a_test_that_reproduces_the_bug_outweighs_one_that_the_buggy_code_passes
     assert "reproduced the bug with `assert mean([6]) == 6.0`" in verified.verdict
 
 
+def test_code_handed_back_unchanged_gets_a_second_look_that_says_so() -> None:
+    # The draft and the sample both hand the code back: nothing can be offered. The model sees
+    # its answer and why it is no fix, and answers again, reasons first; that fix is checked.
+    engine = ScriptedEngine(
+        [
+            block(CODE, "Line 3 looks fine to me."),
+            block(CODE),
+            block(GOOD, "Line 3 divides by one too many; it should divide by len(xs)."),
+            block(WRONG),
+        ]
+    )
+    stages: list[Stage] = []
+    options = VerifyOptions(candidates=2, time_budget_s=60)
+    verified = verify(engine, request(), options, stages=stages)
+    assert len(engine.calls) == 4  # draft and sample, then the second look: greedy and a sample
+    asked = engine.calls[2]
+    assert engine.calls[3] == asked
+    assert [m.role for m in asked[-3:]] == ["user", "assistant", "user"]
+    assert asked[-2].content.startswith("Line 3 looks fine to me.")  # its own first answer
+    assert "The code you gave back is the same as mine" in asked[-1].content
+    assert "say in one or two sentences what is wrong" in asked[-1].content.lower()
+    assert verified.second_from == 1  # the two unchanged answers were one candidate
+    assert verified.chosen == 1 and verified.verified
+    assert verified.outcome.new_text == GOOD
+    assert verified.outcome.answer.startswith("A second look (the first answer's fix did not do")
+    assert "Line 3 divides by one too many" in verified.outcome.answer
+    assert "second-look" in [stage.name for stage in stages]
+    assert verified.phases["second-look"] >= 0
+
+
+def test_a_fix_that_fails_the_users_example_is_shown_what_it_got() -> None:
+    engine = ScriptedEngine([block(WRONG, "Line 3."), block(WRONG), block(GOOD, "Line 3.")])
+    options = VerifyOptions(candidates=2, time_budget_s=60)
+    verified = verify(engine, request(), options)
+    said = engine.calls[2][-1].content
+    assert "It still fails `assert mean([2, 4]) == 3.0`" in said and "(got 1.5)" in said
+    assert verified.chosen == 1 and verified.verified
+
+
+def test_no_second_look_when_nothing_says_the_fix_is_wrong() -> None:
+    # No example from the user: the model's own tests (none here) never start a second look.
+    engine = ScriptedEngine([block(WRONG, "Line 3."), block(WRONG), "No tests."])
+    options = VerifyOptions(candidates=2, time_budget_s=60)
+    verified = verify(engine, request(note=None), options)
+    assert len(engine.calls) == 3 and verified.second_from is None
+    assert verified.chosen == 0
+
+
+def test_a_second_look_that_fails_too_offers_nothing_and_says_why() -> None:
+    engine = ScriptedEngine([block(CODE, "Line 3.")])  # every answer hands the code back
+    verified = verify(engine, request(), VerifyOptions(candidates=2, time_budget_s=60))
+    assert len(engine.calls) == 4 and verified.chosen is None
+    assert not verified.outcome.applicable
+    assert verified.verdict.startswith("no fix passed the checks")
+
+
 def test_the_draft_then_the_smaller_diff_wins_among_equals() -> None:
     rewrite = "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n" + (
         "    return total / len(xs)\n"
@@ -282,9 +338,11 @@ def test_samples_on_the_real_engine_stay_within_budget(tiny: Engine) -> None:
     settings = GenerationSettings(max_new_tokens=24)
     verified = verify(tiny, request(), options, settings=settings)
     assert verified.draft_result.tokens_out == 24  # the tiny model never ends by itself
-    assert 1 <= len(verified.candidates) <= 3
-    assert sum(c.votes for c in verified.candidates) >= 1
-    assert verified.tokens_out >= 24
+    # Its answers have no fix: a second look asks as many again, and no more.
+    assert verified.second_from == 3
+    assert len(verified.candidates) == 6
+    assert sum(c.votes for c in verified.candidates) == 6
+    assert 6 * 24 >= verified.tokens_out >= 24  # 24 tokens at most each
     assert verified.evidence  # the note's example was found and run against each candidate
 
 

@@ -15,7 +15,7 @@ export const STAGE_NOTIFICATION = 'starchat/progress';
 export interface StageParams {
   token: string | number | null;
   uri: string;
-  stage: 'evidence' | 'testing' | 'sampling' | 'checking' | 'explaining' | 'done';
+  stage: 'evidence' | 'testing' | 'sampling' | 'checking' | 'second-look' | 'explaining' | 'done';
   message: string;
 }
 

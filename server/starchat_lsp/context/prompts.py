@@ -173,6 +173,28 @@ def build_fix_prompt(
     return _messages(system_prompt, user)
 
 
+def build_second_look_prompt(
+    asked: list[ChatMessage],
+    answer: str,
+    learned: tuple[str, ...],
+    language: str | None,
+) -> list[ChatMessage]:
+    """Ask again, after an answer whose fix failed: what we learned of it, then reasons first.
+
+    `asked` and `answer` are the first exchange (the feedback prompt and its answer), so that
+    the model sees what it said; `learned` says why its fix is no fix ("It still fails `assert
+    f(2) == 4` (got 3)."). Small models do better when they say what is wrong before the code.
+    """
+    listed = "".join(f"\n- {fact}" for fact in learned)
+    user = (
+        f"That does not fix the bug:{listed}\n\n"
+        "Read my code again, line by line. Say in one or two sentences what is wrong and on "
+        "which line, then give the whole corrected code in one "
+        f"```{_tag(language)} block, without line numbers."
+    )
+    return [*asked, ChatMessage("assistant", answer), ChatMessage("user", user)]
+
+
 def build_test_writing_prompt(
     spec: str, note: str | None, name: str, count: int, system_prompt: str | None = None
 ) -> list[ChatMessage]:

@@ -169,6 +169,7 @@ def answer_prompt(
                 "generated_tests": [check.code for check in verified.generated],
                 "tokens_out": verified.tokens_out,
                 "phases_s": verified.phases,
+                "second_look_from": verified.second_from,
                 "tried": [  # every distinct fix, for reading how the choice was made
                     {
                         "code": c.outcome.new_text,

@@ -30,6 +30,7 @@ class Assessment:
     problems: list[str] = field(default_factory=list)  # static checks it failed
     changed_lines: int = 0
     loads: bool | None = None  # None: not run (not Python, or the original does not load)
+    load_error: str = ""  # the sandbox's detail when it does not load
     passed: list[Check] = field(default_factory=list)
     failed: list[tuple[Check, str]] = field(default_factory=list)  # with the sandbox's detail
     generated_passed: int = 0  # of the tests the model wrote (verify.model_tests)

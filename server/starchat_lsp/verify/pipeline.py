@@ -9,8 +9,14 @@
    (signature, docstring, note), which only order fixes (verify.model_tests).
 3. Candidates: the draft's fix and the samples, duplicates (same syntax tree) counted as votes.
 4. Checks on each: static ones, then the evidence in the sandbox (never in this process).
-5. Choose by `Candidate.rank`, and say how sure we are. A chosen sample's fix comes under the
-   draft's reasons, said to be another fix. Cancel stops all of it, inside the generations too.
+5. Choose by `Candidate.rank`. When nothing can be offered, or the choice fails one of the
+   user's checks, a second look: the model sees its answer and why its fix is none (the code
+   came back unchanged, does not run, fails `assert ...` with what it got) and answers again,
+   reasons first (greedy, and as many samples as before, together); those fixes join the
+   candidates and the choice is made again. The model's own tests never start one.
+6. Say how sure we are. A chosen sample's fix comes under the draft's reasons, said to be
+   another fix; a second look's answer comes whole, after why the first fix was none. Cancel
+   stops all of it, inside the generations too.
 
 Everything here blocks: callers run it on their model worker thread.
 """
@@ -18,6 +24,7 @@ Everything here blocks: callers run it on their model worker thread.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,10 +41,13 @@ from starchat_lsp.engine.base import (
     GenerationSettings,
     StopReason,
 )
+from starchat_lsp.errors import EngineError
 from starchat_lsp.verify import analyzer, checks, evidence, model_tests, ranking
 from starchat_lsp.verify.checks import Assessment, Harness
 from starchat_lsp.verify.evidence import Check
 from starchat_lsp.verify.ranking import Candidate
+
+log = logging.getLogger(__name__)
 
 # The model's tests: at most this many tokens (see `_Run.tests_ask`).
 TESTS_TOKENS = 128
@@ -75,6 +85,7 @@ class Verified:
     seconds: float
     tokens_out: int  # every generation's tokens, the draft's included
     phases: dict[str, float] = field(default_factory=dict)  # seconds: evidence, model, checks
+    second_from: int | None = None  # the first candidate of the second look; None: none asked
 
 
 def _no_stage(stage: Stage) -> None:
@@ -101,6 +112,7 @@ class _Run:
     generated: list[Check] = field(default_factory=list)  # tests the model wrote
     reproducing: list[Check] = field(default_factory=list)  # those that fail on the original
     found_before: set[tuple[str, str]] | None = None  # the analyzer's findings in the file (Python)
+    second_from: int | None = None  # the index of the first candidate of the second look
 
     @property
     def language(self) -> str | None:
@@ -154,6 +166,7 @@ class _Run:
             return found
         found.loads, detail = checks.loads(self.harness, outcome.new_text)
         if not found.loads:
+            found.load_error = detail
             found.failed = [(check, detail) for check in self.evidence]
             return found
         for check in self.evidence:
@@ -260,6 +273,63 @@ class _Run:
                 return
             self.add(tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result))
 
+    def lessons(self, chosen: Candidate | None) -> tuple[str, ...]:
+        """What shows the first answers' fixes are no fix, said of the draft (the answer the
+        model is shown again); () when nothing does: a fix was chosen and fails none of the
+        user's checks (the model's own tests are too weak to say a fix is wrong)."""
+        if chosen is not None and not chosen.assessment.failed:
+            return ()
+        draft = self.candidates[0]
+        found = draft.assessment
+        if draft.outcome.fix is None:
+            return ("Your answer has no corrected code.",)
+        if draft.outcome.new_text is not None and not draft.outcome.diff:
+            return ("The code you gave back is the same as mine, so the bug is still in it.",)
+        said = [f"Your code: {problem}." for problem in found.problems]
+        if found.loads is False:
+            said.append(f"Your code does not run: {_short(found.load_error)}")
+        else:
+            said.extend(
+                f"It still fails `{check.code}`: {_short(detail)}"
+                for check, detail in found.failed[:2]
+            )
+        if not said and chosen is not None:  # the draft passed; the chosen sample did not
+            said.extend(
+                f"Another fix still fails `{check.code}`: {_short(detail)}"
+                for check, detail in chosen.assessment.failed[:2]
+            )
+        return tuple(said)
+
+    def second_look(self, learned: tuple[str, ...], settings: GenerationSettings) -> None:
+        """Ask again, the draft's exchange and what we learned shown, reasons first: greedy,
+        and as many samples as the first round had; their fixes join the candidates."""
+        messages = prompts.build_second_look_prompt(
+            self.prepared.messages, self.candidates[0].outcome.answer, learned, self.language
+        )
+        asks = [Ask(messages, settings)]
+        if self.options.candidates > 1:
+            sampled = GenerationSettings(
+                max_new_tokens=settings.max_new_tokens,
+                temperature=self.options.temperature,
+                top_p=0.95,
+                seed=2,
+                time_limit_s=settings.time_limit_s,
+            )
+            asks.append(Ask(messages, sampled, self.options.candidates - 1))
+        try:
+            results = self.engine.together(asks, self.cancel, None)
+        except EngineError as error:  # the exchange no longer fits the window: no second look
+            log.info("no second look: %s", error)
+            return
+        prepared = tasks.Prepared(messages=messages, context=self.prepared.context)
+        self.second_from = len(self.candidates)
+        for answers in results:
+            for result in answers:
+                self.tokens_out += result.tokens_out
+                if result.stop_reason is StopReason.CANCELLED or self.cancel.cancelled:
+                    return
+                self.add(tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result))
+
 
 def run(
     kind: tasks.TaskKind,
@@ -305,7 +375,7 @@ def run(
 
     def finished(chosen: Candidate | None, outcome: tasks.Outcome, verdict: str) -> Verified:
         ended = time.monotonic()
-        phases["checks"] = ended - answered
+        phases["checks"] = ended - answered - phases.get("second-look", 0.0)
         return Verified(
             outcome=outcome,
             draft=draft,
@@ -319,6 +389,7 @@ def run(
             seconds=round(ended - started, 3),
             tokens_out=job.tokens_out,
             phases={name: round(seconds, 3) for name, seconds in phases.items()},
+            second_from=job.second_from,
         )
 
     if cancel.cancelled or draft_result.stop_reason is StopReason.CANCELLED:
@@ -334,6 +405,14 @@ def run(
         job.take_samples(results[1])
     # A draft that passes every check is what the user read as it streamed: it stays.
     chosen = first if job.passes_all(first) else ranking.choose(job.candidates)
+    learned = job.lessons(chosen)
+    if learned and not cancel.cancelled:
+        on_stage(Stage("second-look", "the first fixes failed: asking again with what they got"))
+        looked = time.monotonic()
+        job.second_look(learned, settings)
+        phases["second-look"] = time.monotonic() - looked
+        if not cancel.cancelled:
+            chosen = ranking.choose(job.candidates)
     verdict = ranking.verdict(
         chosen,
         job.evidence,
@@ -346,7 +425,9 @@ def run(
     if chosen is None:
         return finished(None, _refused(draft, verdict), verdict)
     outcome = chosen.outcome
-    if chosen.index != 0:
+    if job.second_from is not None and chosen.index >= job.second_from:
+        outcome = dataclasses.replace(outcome, answer=_second_answer(outcome, learned))
+    elif chosen.index != 0:
         outcome = dataclasses.replace(outcome, answer=_sampled_answer(outcome, prepared))
     assert outcome.new_text is not None  # chosen fixes are applicable
     lines = edits.replaced_lines(request.text, outcome.new_text)
@@ -365,6 +446,18 @@ def _sampled_answer(outcome: tasks.Outcome, prepared: tasks.Prepared) -> str:
         "Checked fix (another than the first answer's; the verdict says what it passed):\n\n"
         f"{fence}\n{outcome.fix}\n```"
     )
+
+
+def _second_answer(outcome: tasks.Outcome, learned: tuple[str, ...]) -> str:
+    """The answer of a fix from the second look: why the first was none, then its reasons."""
+    why = " ".join(learned)
+    return f"A second look (the first answer's fix did not do: {why})\n\n{outcome.answer}"
+
+
+def _short(detail: str, size: int = 200) -> str:
+    """The sandbox's detail on one line, cut to `size` characters."""
+    line = " ".join(detail.split())
+    return line if len(line) <= size else line[: size - 3] + "..."
 
 
 def _refused(draft: tasks.Outcome, verdict: str) -> tasks.Outcome:
