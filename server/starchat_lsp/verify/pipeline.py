@@ -407,7 +407,9 @@ def run(
     chosen = first if job.passes_all(first) else ranking.choose(job.candidates)
     learned = job.lessons(chosen)
     if learned and not cancel.cancelled:
-        on_stage(Stage("second-look", "the first fixes failed: asking again with what they got"))
+        on_stage(
+            Stage("second-look", "no fix passed the checks yet: asking again, with what went wrong")
+        )
         looked = time.monotonic()
         job.second_look(learned, settings)
         phases["second-look"] = time.monotonic() - looked
