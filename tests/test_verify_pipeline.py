@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from starchat_lsp import tasks
+from starchat_lsp import sandbox, tasks
 from starchat_lsp.engine.base import (
     CancelFlag,
     ChatMessage,
@@ -249,6 +249,20 @@ def test_a_second_look_that_fails_too_offers_nothing_and_says_why() -> None:
     assert len(engine.calls) == 4 and verified.chosen is None
     assert not verified.outcome.applicable
     assert verified.verdict.startswith("no fix passed the checks")
+
+
+def test_a_fix_that_hangs_is_not_run_on_the_checks_after_the_first_that_times_out() -> None:
+    hangs = GOOD.replace("    return", "    while True:\n        pass\n    return")
+    note = "mean([2, 4]) gives 2.0 instead of 3.0, and mean([1]) gives 0.5 instead of 1.0"
+    engine = ScriptedEngine([block(hangs, "Line 3."), block(GOOD)])
+    limits = sandbox.Limits(time_s=1.0)
+    options = VerifyOptions(candidates=2, time_budget_s=60, limits=limits)
+    verified = verify(engine, request(note=note), options)
+    assert len(verified.evidence) == 2
+    failed = verified.candidates[0].assessment.failed
+    assert [check.code for check, _ in failed] == [c.code for c in verified.evidence]
+    assert failed[1][1] == f"not run: `{failed[0][0].code}` timed out before it"
+    assert verified.chosen == 1 and verified.verified
 
 
 def test_the_draft_then_the_smaller_diff_wins_among_equals() -> None:

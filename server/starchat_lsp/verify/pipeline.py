@@ -169,18 +169,27 @@ class _Run:
             found.load_error = detail
             found.failed = [(check, detail) for check in self.evidence]
             return found
+        # A fix that hangs on one check would likely hang on the next: each costs the sandbox's
+        # whole time limit (12 of them took 60 s on a development case), so the rest are not run.
+        hung = ""
         for check in self.evidence:
             if self.cancel.cancelled:
                 break
+            if hung:
+                found.failed.append((check, f"not run: `{hung}` timed out before it"))
+                continue
             result = checks.run_check(self.harness, outcome.new_text, check)
             if result.status == "pass":
                 found.passed.append(check)
             else:
                 found.failed.append((check, result.detail))
+                hung = check.code if result.status == "timeout" else ""
         for check in self.generated:
-            if self.cancel.cancelled:
+            if self.cancel.cancelled or hung:
                 break
-            if checks.run_check(self.harness, outcome.new_text, check).status == "pass":
+            result = checks.run_check(self.harness, outcome.new_text, check)
+            hung = check.code if result.status == "timeout" else ""
+            if result.status == "pass":
                 found.generated_passed += 1
                 if check in self.reproducing:
                     found.reproduced_passed.append(check)
@@ -218,8 +227,11 @@ class _Run:
         for check in self.generated:
             if self.cancel.cancelled:
                 return
-            if checks.run_check(self.harness, self.request.text, check).status != "pass":
+            status = checks.run_check(self.harness, self.request.text, check).status
+            if status != "pass":
                 self.reproducing.append(check)
+            if status == "timeout":  # it hangs: the others are not run on it (see `assess`)
+                return
 
     def add(self, outcome: tasks.Outcome) -> Candidate:
         key = ranking.fix_key(outcome, self.language)
