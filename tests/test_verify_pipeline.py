@@ -230,7 +230,7 @@ def test_a_fix_that_fails_the_users_example_is_shown_what_it_got() -> None:
     options = VerifyOptions(candidates=2, time_budget_s=60)
     verified = verify(engine, request(), options)
     said = engine.calls[2][-1].content
-    assert "It still fails `assert mean([2, 4]) == 3.0`" in said and "(got 1.5)" in said
+    assert "- It still fails `assert mean([2, 4]) == 3.0` (got 1.5).\n" in said
     assert verified.chosen == 1 and verified.verified
 
 

@@ -301,13 +301,10 @@ class _Run:
         if found.loads is False:
             said.append(f"Your code does not run: {_short(found.load_error)}")
         else:
-            said.extend(
-                f"It still fails `{check.code}`: {_short(detail)}"
-                for check, detail in found.failed[:2]
-            )
+            said.extend(_failure(check, detail) for check, detail in found.failed[:2])
         if not said and chosen is not None:  # the draft passed; the chosen sample did not
             said.extend(
-                f"Another fix still fails `{check.code}`: {_short(detail)}"
+                f"Another fix: {_failure(check, detail)}"
                 for check, detail in chosen.assessment.failed[:2]
             )
         return tuple(said)
@@ -466,6 +463,19 @@ def _second_answer(outcome: tasks.Outcome, learned: tuple[str, ...]) -> str:
     """The answer of a fix from the second look: why the first was none, then its reasons."""
     why = " ".join(learned)
     return f"A second look (the first answer's fix did not do: {why})\n\n{outcome.answer}"
+
+
+def _failure(check: Check, detail: str) -> str:
+    """What a failed check did, for the model: It still fails `assert f(2) == 4` (got 3)."""
+    said = _short(detail)
+    failed = f"failed: {check.code}"
+    if said.startswith(failed):  # the sandbox's "failed: CHECK (got X)"
+        return f"It still fails `{check.code}`{said[len(failed) :]}."
+    if said.startswith("raised under test: "):
+        return f"`{check.code}` raises {said.removeprefix('raised under test: ')}"
+    if said.startswith("killed"):
+        return f"`{check.code}` never finishes ({said})."
+    return f"It still fails `{check.code}`: {said}"
 
 
 def _short(detail: str, size: int = 200) -> str:
