@@ -196,8 +196,8 @@ def test_a_test_that_reproduces_the_bug_outweighs_one_that_the_buggy_code_passes
 
 
 def test_code_handed_back_unchanged_gets_a_second_look_that_says_so() -> None:
-    # The draft and the sample both hand the code back: nothing can be offered. The model sees
-    # its answer and why it is no fix, and answers again, reasons first; that fix is checked.
+    # The draft and the sample both hand the code back: nothing can be offered. The model is
+    # asked again, told that changing nothing does not fix it; that fix is checked.
     engine = ScriptedEngine(
         [
             block(CODE, "Line 3 looks fine to me."),
@@ -212,10 +212,11 @@ def test_code_handed_back_unchanged_gets_a_second_look_that_says_so() -> None:
     assert len(engine.calls) == 4  # draft and sample, then the second look: greedy and a sample
     asked = engine.calls[2]
     assert engine.calls[3] == asked
-    assert [m.role for m in asked[-3:]] == ["user", "assistant", "user"]
-    assert asked[-2].content.startswith("Line 3 looks fine to me.")  # its own first answer
-    assert "The code you gave back is the same as mine" in asked[-1].content
-    assert "say in one or two sentences what is wrong" in asked[-1].content.lower()
+    # A fresh feedback prompt, not a follow-up: shown its own answer, the model repeats it.
+    assert [m.role for m in asked] == ["system", "user"]
+    said = asked[-1].content
+    assert "A first try did not fix the bug:\n- Changing nothing does not fix it" in said
+    assert NOTE in said and "Tell me what is wrong and on which line" in said
     assert verified.second_from == 1  # the two unchanged answers were one candidate
     assert verified.chosen == 1 and verified.verified
     assert verified.outcome.new_text == GOOD
@@ -230,6 +231,9 @@ def test_a_fix_that_fails_the_users_example_is_shown_what_it_got() -> None:
     options = VerifyOptions(candidates=2, time_budget_s=60)
     verified = verify(engine, request(), options)
     said = engine.calls[2][-1].content
+    # what was tried (the lines the draft changed) and what it did
+    assert "-    return sum(xs) / (len(xs) + 1)\n+    return sum(xs) / (len(xs) + 2)\n" in said
+    assert "That change did not fix the bug:\n" in said
     assert "- It still fails `assert mean([2, 4]) == 3.0` (got 1.5).\n" in said
     assert verified.chosen == 1 and verified.verified
 

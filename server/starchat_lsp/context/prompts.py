@@ -174,25 +174,25 @@ def build_fix_prompt(
 
 
 def build_second_look_prompt(
-    asked: list[ChatMessage],
-    answer: str,
+    ctx: CodeContext,
+    user_note: str | None,
+    tried: str | None,
     learned: tuple[str, ...],
-    language: str | None,
+    system_prompt: str | None = None,
+    hints: tuple[str, ...] = (),
 ) -> list[ChatMessage]:
-    """Ask again, after an answer whose fix failed: what we learned of it, then reasons first.
+    """The feedback prompt again, after a fix that failed: the user says what was tried (`tried`,
+    a diff of the selection's lines) and what it did (`learned`: "It still fails `assert f(2) ==
+    4` (got 3)."), then asks as before, reasons first.
 
-    `asked` and `answer` are the first exchange (the feedback prompt and its answer), so that
-    the model sees what it said; `learned` says why its fix is no fix ("It still fails `assert
-    f(2) == 4` (got 3)."). Small models do better when they say what is wrong before the code.
+    A fresh prompt, not a follow-up: shown its own answer, the small model gave the same fix
+    again in 13 of 13 development cases, even sampled.
     """
+    change = f"\n\nI tried this change:\n{_fence(tried, 'diff')}" if tried else ""
     listed = "".join(f"\n- {fact}" for fact in learned)
-    user = (
-        f"That does not fix the bug:{listed}\n\n"
-        "Read my code again, line by line. Say in one or two sentences what is wrong and on "
-        "which line, then give the whole corrected code in one "
-        f"```{_tag(language)} block, without line numbers."
-    )
-    return [*asked, ChatMessage("assistant", answer), ChatMessage("user", user)]
+    what = "That change" if tried else "A first try"
+    note = f"{(user_note or '').strip()}{change}\n\n{what} did not fix the bug:{listed}".strip()
+    return build_feedback_prompt(ctx, note, system_prompt, hints)
 
 
 def build_test_writing_prompt(

@@ -10,10 +10,10 @@
 3. Candidates: the draft's fix and the samples, duplicates (same syntax tree) counted as votes.
 4. Checks on each: static ones, then the evidence in the sandbox (never in this process).
 5. Choose by `Candidate.rank`. When nothing can be offered, or the choice fails one of the
-   user's checks, a second look: the model sees its answer and why its fix is none (the code
-   came back unchanged, does not run, fails `assert ...` with what it got) and answers again,
-   reasons first (greedy, and as many samples as before, together); those fixes join the
-   candidates and the choice is made again. The model's own tests never start one.
+   user's checks, a second look: the feedback prompt again, the note followed by what the
+   draft's fix changed and why it is none (the code came back unchanged, does not run, fails
+   `assert ...` with what it got); greedy, and as many samples as before, together. Those fixes
+   join the candidates and the choice is made again. The model's own tests never start one.
 6. Say how sure we are. A chosen sample's fix comes under the draft's reasons, said to be
    another fix; a second look's answer comes whole, after why the first fix was none. Cancel
    stops all of it, inside the generations too.
@@ -24,6 +24,7 @@ Everything here blocks: callers run it on their model worker thread.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import time
 from collections.abc import Callable
@@ -294,12 +295,12 @@ class _Run:
         draft = self.candidates[0]
         found = draft.assessment
         if draft.outcome.fix is None:
-            return ("Your answer has no corrected code.",)
+            return ("It gave no corrected code.",)
         if draft.outcome.new_text is not None and not draft.outcome.diff:
-            return ("The code you gave back is the same as mine, so the bug is still in it.",)
-        said = [f"Your code: {problem}." for problem in found.problems]
+            return ("Changing nothing does not fix it: the bug is in this code.",)
+        said = [f"{problem[:1].upper()}{problem[1:]}." for problem in found.problems]
         if found.loads is False:
-            said.append(f"Your code does not run: {_short(found.load_error)}")
+            said.append(f"With it, the code does not run: {_short(found.load_error)}")
         else:
             said.extend(_failure(check, detail) for check, detail in found.failed[:2])
         if not said and chosen is not None:  # the draft passed; the chosen sample did not
@@ -310,10 +311,17 @@ class _Run:
         return tuple(said)
 
     def second_look(self, learned: tuple[str, ...], settings: GenerationSettings) -> None:
-        """Ask again, the draft's exchange and what we learned shown, reasons first: greedy,
-        and as many samples as the first round had; their fixes join the candidates."""
+        """Ask again, with what the draft's fix changed and what we learned of it, reasons
+        first: greedy, and as many samples as the first round had; their fixes join the
+        candidates."""
+        ctx = self.prepared.context
         messages = prompts.build_second_look_prompt(
-            self.prepared.messages, self.candidates[0].outcome.answer, learned, self.language
+            ctx,
+            self.request.note,
+            _changed_lines(ctx.code, self.candidates[0].outcome.fix),
+            learned,
+            self.system_prompt,
+            hints=tuple(finding.describe() for finding in self.prepared.findings),
         )
         asks = [Ask(messages, settings)]
         if self.options.candidates > 1:
@@ -463,6 +471,20 @@ def _second_answer(outcome: tasks.Outcome, learned: tuple[str, ...]) -> str:
     """The answer of a fix from the second look: why the first was none, then its reasons."""
     why = " ".join(learned)
     return f"A second look (the first answer's fix did not do: {why})\n\n{outcome.answer}"
+
+
+def _changed_lines(code: str, fix: str | None, most: int = 12) -> str | None:
+    """The lines a fix changed, as a diff without context (`-old`, `+new`); None if none."""
+    if not fix:
+        return None
+    changed = [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(code.splitlines(), fix.splitlines(), n=0, lineterm="")
+        if line[:1] in "-+" and not line.startswith(("---", "+++"))
+    ]
+    if not changed or len(changed) > most:
+        return None  # a rewrite: the lines say little of what was tried
+    return "\n".join(changed)
 
 
 def _failure(check: Check, detail: str) -> str:
