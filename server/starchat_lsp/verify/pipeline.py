@@ -287,9 +287,9 @@ class _Run:
             self.add(tasks.conclude(tasks.TaskKind.FIX, self.request, prepared, result))
 
     def lessons(self, chosen: Candidate | None) -> tuple[str, ...]:
-        """What shows the first answers' fixes are no fix, said of the draft (the answer the
-        model is shown again); () when nothing does: a fix was chosen and fails none of the
-        user's checks (the model's own tests are too weak to say a fix is wrong)."""
+        """What shows the first answers' fixes are no fix, said of the draft's (the change the
+        second look says was tried); () when nothing does: a fix was chosen and fails none of
+        the user's checks (the model's own tests are too weak to say a fix is wrong)."""
         if chosen is not None and not chosen.assessment.failed:
             return ()
         draft = self.candidates[0]
@@ -335,7 +335,7 @@ class _Run:
             asks.append(Ask(messages, sampled, self.options.candidates - 1))
         try:
             results = self.engine.together(asks, self.cancel, None)
-        except EngineError as error:  # the exchange no longer fits the window: no second look
+        except EngineError as error:  # the longer prompt does not fit the window: no second look
             log.info("no second look: %s", error)
             return
         prepared = tasks.Prepared(messages=messages, context=self.prepared.context)
@@ -480,7 +480,7 @@ def _changed_lines(code: str, fix: str | None, most: int = 12) -> str | None:
     changed = [
         line.rstrip("\n")
         for line in difflib.unified_diff(code.splitlines(), fix.splitlines(), n=0, lineterm="")
-        if line[:1] in "-+" and not line.startswith(("---", "+++"))
+        if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
     ]
     if not changed or len(changed) > most:
         return None  # a rewrite: the lines say little of what was tried
