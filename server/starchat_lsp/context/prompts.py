@@ -185,8 +185,8 @@ def build_second_look_prompt(
     a diff of the selection's lines) and what it did (`learned`: "It still fails `assert f(2) ==
     4` (got 3)."), then asks as before, reasons first.
 
-    A fresh prompt, not a follow-up: shown its own answer, the small model gave the same fix
-    again in 13 of 13 development cases, even sampled.
+    A fresh prompt, not a follow-up: shown its own answer, the small model gave the draft's fix
+    again in 21 of 26 answers on 13 development cases, sampled ones too (docs/eval/README.md).
     """
     change = f"\n\nI tried this change:\n{_fence(tried, 'diff')}" if tried else ""
     listed = "".join(f"\n- {fact}" for fact in learned)

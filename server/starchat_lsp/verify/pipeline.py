@@ -24,7 +24,6 @@ Everything here blocks: callers run it on their model worker thread.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import time
 from collections.abc import Callable
@@ -477,10 +476,15 @@ def _changed_lines(code: str, fix: str | None, most: int = 12) -> str | None:
     """The lines a fix changed, as a diff without context (`-old`, `+new`); None if none."""
     if not fix:
         return None
+    old_lines = code.splitlines()
     changed = [
-        line.rstrip("\n")
-        for line in difflib.unified_diff(code.splitlines(), fix.splitlines(), n=0, lineterm="")
-        if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
+        f"{sign}{line}"
+        for change in edits.line_edits(code, fix)
+        for sign, lines in (
+            ("-", old_lines[change.start_line : change.end_line]),
+            ("+", change.new_lines),
+        )
+        for line in lines
     ]
     if not changed or len(changed) > most:
         return None  # a rewrite: the lines say little of what was tried
