@@ -356,6 +356,44 @@ def test_a_typed_mode_asks_the_key_before_then_the_hole_as_the_editor_does(
         engine.engine.close()
 
 
+def test_a_moved_mode_asks_at_another_place_then_the_hole_as_the_editor_does(
+    tmp_path: Path, tiny_fim_model: Path
+) -> None:
+    text = "".join(f"value_{n} = {n}\n" for n in range(100)) + REPORT
+    path = tmp_path / "report.py"
+    path.write_text(text)
+    start = text.index("return ") + len("return ")
+    end = text.index("\n", start)
+    hole = holes.Hole(
+        id="rest-01",
+        kind="rest",
+        path="report.py",
+        start=start,
+        end=end,
+        line=text.count("\n", 0, start),
+        expected=text[start:end],
+        sha256=holes.sha256(text),
+    )
+    mode = complete_runner.Mode.parse("tiny", "fim+moved", 1024)
+    assert mode.label == "tiny fim+moved 1024" and mode.moved and not mode.typed
+    engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))
+    try:
+        document, offset = hole.document(text)
+        editor = editor_suggestion(engine, path, document, offset)
+        asked = engine.calls[:]
+        record = complete_runner.complete_hole(engine, hole, text, str(path), mode, 24)
+        elsewhere, at_hole = engine.calls[len(asked) :]
+        assert at_hole == asked[0]  # the hole itself: the editor's prompt and settings
+        # Another place of the same document, 8 to 64 lines away, at a line's end.
+        other = complete_runner.elsewhere(document, offset, hole.id)
+        lines_away = abs(document.count("\n", 0, other) - document.count("\n", 0, offset))
+        assert 8 <= lines_away <= 64 and document[other] == "\n"
+        assert elsewhere[1].prefix.endswith(document[other - 10 : other])
+        assert record["moved"] is True and record["text"] == editor
+    finally:
+        engine.engine.close()
+
+
 # -- doctests in the sandbox ------------------------------------------------------------------
 
 

@@ -162,7 +162,8 @@ def _register_complete(actions: Any) -> None:
         "+files (fim+files) also gives the definitions from other files of --source that the "
         "hole's code uses (completion.other_files); +typed (fim+typed) asks each hole just "
         "after the same request one key earlier, as while typing (the KV cache then holds "
-        "that prompt)",
+        "that prompt); +moved (fim+moved) asks each hole just after a request at another "
+        "place of the file, 8 to 64 lines away (the cursor moved there)",
     )
     complete.add_argument(
         "--context-tokens",

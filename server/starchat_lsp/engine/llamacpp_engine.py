@@ -36,7 +36,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from starchat_lsp.engine import llamacpp_batch, llamacpp_build, llamacpp_shift, templates
+from starchat_lsp.engine import (
+    llamacpp_batch,
+    llamacpp_build,
+    llamacpp_reuse,
+    llamacpp_shift,
+    templates,
+)
 from starchat_lsp.engine.base import (
     Ask,
     CancelFlag,
@@ -148,6 +154,8 @@ class LlamaCppEngine:
         self._running: CancelFlag | None = None  # the generation on the worker now, if any
         self._interactive = InteractiveQueue(self._worker)
         self._kv = KvOwners()
+        # Per Llama: a completion's runs of cells waiting for sequence 0 (llamacpp_reuse).
+        self._stashes: dict[int, llamacpp_reuse.Stash] = {}
         self.pauses = 0  # times a running request paused for interactive ones
         self._chat_template: str | None = None
         self._special: dict[str, str] = {}
@@ -497,7 +505,7 @@ class LlamaCppEngine:
             )
             if flag.cancelled or self._closed:
                 plan = []
-            self._kv.use(llama, BACKGROUND)
+            self._use(llama, BACKGROUND)
 
             def between_steps() -> StopReason | None:
                 if flag.cancelled:
@@ -606,12 +614,29 @@ class LlamaCppEngine:
 
         return TextStream(chunks(), flag, result_box, lambda: run.tokens_out)
 
+    def _use(self, llama: Any, owner: str) -> None:
+        """Give the context's sequence 0 to `owner` (llamacpp_kv); anything but a completion
+        first drops the runs a completion held (their sequence may be an answer's)."""
+        if owner == BACKGROUND:
+            self._stash(llama).drop(llama)
+        self._kv.use(llama, owner)
+
+    def _suffix_token(self, llama: Any) -> int | None:
+        """The fill-in-the-middle suffix token's id, where the vocabulary has one."""
+        if self._fim is None:
+            return None
+        found = llama.tokenize(self._fim[1].encode(), add_bos=False, special=True)
+        return int(found[0]) if len(found) == 1 else None
+
+    def _stash(self, llama: Any) -> llamacpp_reuse.Stash:
+        return self._stashes.setdefault(id(llama), llamacpp_reuse.Stash())
+
     def _pause(self, llama: Any, run: _Run) -> None:
         """Between two tokens (or prompt slices) of `run`: serve the interactive requests."""
         started = time.monotonic()
         sampler = getattr(llama, "_sampler", None)  # theirs replace it; ours goes on after
         self._interactive.run_waiting()
-        self._kv.use(llama, BACKGROUND)
+        self._use(llama, BACKGROUND)
         if sampler is not None:
             llama._sampler = sampler
         self.pauses += 1
@@ -633,7 +658,7 @@ class LlamaCppEngine:
             if settings.interactive and self._companion is not None:
                 llama = self._companion  # its own KV cache: the model's stays as it is
             else:
-                self._kv.use(llama, INTERACTIVE if settings.interactive else BACKGROUND)
+                self._use(llama, INTERACTIVE if settings.interactive else BACKGROUND)
             self._decode(llama, tokens, settings, run, flag)
         finally:
             self._running = outer
@@ -719,32 +744,54 @@ class LlamaCppEngine:
         # says); at least one token goes through, to give logits.
         cached = llama.input_ids[: llama.n_tokens].tolist()
         shared = min(_common_prefix(cached, tokens), len(tokens) - 1)
+        stash = self._stash(llama)
         move = None
+        runs: list[llamacpp_reuse.Run] = []
         can_shift = self._companion_can_shift if llama is self._companion else self._can_shift
-        if not pausable and shared > 0 and can_shift:  # a completion: typing at the cursor
-            move = llamacpp_shift.plan(cached, tokens, shared)
+        if not pausable and can_shift:  # a completion
+            if shared > 0 and not stash.tokens:  # typing at the cursor
+                move = llamacpp_shift.plan(cached, tokens, shared)
+            if move is None:  # at another place: what the last one's window shares with it
+                fresh = llamacpp_reuse.near_cursor(tokens, self._suffix_token(llama))
+                runs = llamacpp_reuse.plan(stash.cached(llama), tokens, shared, fresh)
+        if not runs:
+            stash.drop(llama)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);
         # where the cache cannot drop a tail (recurrent models), start from scratch.
         cache = getattr(llama, "_ctx", None)
         if move is not None and llamacpp_shift.apply(llama, tokens, move):
             shared = move.to + move.count
             run.reused_tokens = shared - (move.to - move.kept)
+        elif runs and stash.hold(llama, tokens, runs, shared):
+            run.reused_tokens = shared + sum(r.count for r in runs)
         elif shared > 0 and cache is not None and cache.kv_cache_seq_rm(0, shared, -1):
+            runs = []
             llama.n_tokens = shared
             run.reused_tokens = shared
         else:
-            shared = 0
+            runs, shared = [], 0
             llama.reset()
         stop = self._prefill_stop(run, flag, deadline)
         size = PAUSE_SLICE if pausable else INTERACTIVE_SLICE
-        for start in range(shared, len(tokens), size):
-            if pausable and self._interactive.waiting:
-                self._pause(llama, run)
-            if not pausable and stop():
+
+        def read(end: int) -> bool:
+            """Sequence 0 reads the prompt on to `end`, in slices."""
+            for start in range(int(llama.n_tokens), end, size):
+                if pausable and self._interactive.waiting:
+                    self._pause(llama, run)
+                if not pausable and stop():
+                    return False
+                if not self._eval(
+                    llama, tokens[start : min(start + size, end)], run, stop, abort=pausable
+                ):
+                    return False
+            return True
+
+        for held in runs:  # read up to each held run, then take it
+            if not read(held.to):
                 return False
-            if not self._eval(llama, tokens[start : start + size], run, stop, abort=pausable):
-                return False
-        return True
+            stash.give(llama, held, tokens)
+        return read(len(tokens))
 
     def _eval(
         self, llama: Any, tokens: list[int], run: _Run, stop: Callable[[], bool], *, abort: bool

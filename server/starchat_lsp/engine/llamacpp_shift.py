@@ -106,7 +106,7 @@ def apply(llama: Any, tokens: Sequence[int], move: Move) -> bool:
     context = llama._ctx.ctx
     memory = llama_cpp.llama_get_memory(context)
     middle = list(tokens[move.kept : move.to])
-    scratch = _free_sequence(llama_cpp, memory, int(llama_cpp.llama_n_seq_max(context)))
+    scratch = free_sequence(llama_cpp, memory, int(llama_cpp.llama_n_seq_max(context)))
     if middle and scratch is None:
         return False
     moved_end = move.start + move.count
@@ -142,7 +142,7 @@ def apply(llama: Any, tokens: Sequence[int], move: Move) -> bool:
     return True
 
 
-def _free_sequence(llama_cpp: Any, memory: Any, count: int) -> int | None:
+def free_sequence(llama_cpp: Any, memory: Any, count: int) -> int | None:
     """The highest sequence with no cells (never 0), or None."""
     for sequence in range(count - 1, 0, -1):
         if int(llama_cpp.llama_memory_seq_pos_max(memory, sequence)) < 0:

@@ -60,7 +60,8 @@ def _run_section(manifest: dict[str, Any], cut: list[dict[str, Any]]) -> Section
         "Modes: model, prompt (fim: fill-in-the-middle; chat: the chat prompt with a cursor "
         "marker; +files: with the definitions from other files of the source folder that the "
         "hole's code uses, completion.other_files; +typed: asked just after the same request "
-        "one key earlier, as while typing), context tokens "
+        "one key earlier, as while typing; +moved: asked just after a request at another "
+        "place of the file, 8 to 64 lines away), context tokens "
         "(completion.max_context_tokens)",
     ]
     lines += [

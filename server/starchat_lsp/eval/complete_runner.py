@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,7 +44,13 @@ WITH_FILES = "+files"
 # earlier (the hole's last character before the cursor not yet typed), as while typing: the KV
 # cache then holds that prompt, and the engine keeps what it can of it (llamacpp_shift).
 TYPED = "+typed"
-MODES = tuple(p + s for p in PROMPTS for s in ("", WITH_FILES, TYPED, WITH_FILES + TYPED))
+# A mode with this suffix (`fim+moved`) asks each hole right after a request at another place of
+# the same file (MOVED_LINES away, at that line's end), as when the cursor goes there: the KV
+# cache then holds that place's window, and the engine keeps the runs the two share
+# (llamacpp_reuse).
+MOVED = "+moved"
+MOVED_LINES = (8, 64)
+MODES = tuple(p + s for p in PROMPTS for s in ("", WITH_FILES, TYPED, WITH_FILES + TYPED, MOVED))
 NOTHING = {"status": "fail", "detail": "nothing suggested", "duration_s": 0.0}
 
 # Runs in the sandbox after the file with the completion: the function's docstring examples,
@@ -96,26 +103,30 @@ class Mode:
     context_tokens: int  # completion.max_context_tokens
     other_files: bool = False  # completion.other_files, the source folder as the workspace
     typed: bool = False  # asked right after the request one key earlier (TYPED)
+    moved: bool = False  # asked right after a request at another place (MOVED)
 
     @classmethod
     def parse(cls, model: str, mode: str, context_tokens: int) -> Mode:
         """A mode from its name in `--modes`: a prompt, `+files` for the other files, `+typed`
-        for a key typed after the request before."""
-        typed = mode.removesuffix(TYPED)
+        for a key typed after the request before, `+moved` for a request at another place."""
+        unmoved = mode.removesuffix(MOVED)
+        typed = unmoved.removesuffix(TYPED)
         prompt = typed.removesuffix(WITH_FILES)
         return cls(
             model=model,
             prompt=prompt,
             context_tokens=context_tokens,
             other_files=prompt != typed,
-            typed=typed != mode,
+            typed=typed != unmoved,
+            moved=unmoved != mode,
         )
 
     @property
     def label(self) -> str:
         files = WITH_FILES if self.other_files else ""
         typed = TYPED if self.typed else ""
-        return f"{self.model} {self.prompt}{files}{typed} {self.context_tokens}"
+        moved = MOVED if self.moved else ""
+        return f"{self.model} {self.prompt}{files}{typed}{moved} {self.context_tokens}"
 
 
 def machine() -> dict[str, Any]:
@@ -214,6 +225,21 @@ def note_run(out: Path, *, command: str | None = None, mode: str | None = None) 
     records.write_json(out / records.RUN, manifest)
 
 
+def elsewhere(document: str, offset: int, seed: str) -> int:
+    """The end of a line MOVED_LINES (seeded) above or below the cursor's, within the file
+    (in a shorter file, its farther end)."""
+    rng = random.Random(seed)
+    lines = document.split("\n")
+    line = document.count("\n", 0, offset)
+    distance, direction = rng.randint(*MOVED_LINES), rng.choice((-1, 1))
+    target = line + direction * distance
+    if not 0 <= target < len(lines):
+        target = line - direction * distance
+    if not 0 <= target < len(lines):  # a short file: its farther end
+        target = 0 if line >= len(lines) // 2 else len(lines) - 1
+    return sum(len(text) + 1 for text in lines[:target]) + len(lines[target])
+
+
 def note_not_applicable(out: Path, mode: str, reason: str) -> None:
     manifest = records.read_json(out / records.RUN) or {}
     manifest.setdefault("not_applicable", {})[mode] = reason
@@ -269,6 +295,8 @@ def complete_hole(
     if scope is not Scope.NONE:
         if mode.typed and offset > 0:  # the key before: the cursor's last character not typed
             ask(document[: offset - 1] + document[offset:], offset - 1)
+        if mode.moved:  # the cursor was at another place of the file
+            ask(document, elsewhere(document, offset, hole.id))
         started = time.monotonic()
         answer = ask(document, offset)
         seconds = time.monotonic() - started
@@ -281,6 +309,7 @@ def complete_hole(
         "context_tokens": mode.context_tokens,
         "other_files": mode.other_files,
         "typed": mode.typed,
+        "moved": mode.moved,
         "hole_id": hole.id,
         "kind": hole.kind,
         "scope": scope.value,
