@@ -290,19 +290,19 @@ def describe_all(shapes):
 '''
 
 
-def report_hole() -> holes.Hole:
-    """REPORT's rest of the line after `return ` (the call to area)."""
-    start = REPORT.index("return ") + len("return ")
-    end = REPORT.index("\n", start)
+def report_hole(text: str = REPORT) -> holes.Hole:
+    """The rest of the line after REPORT's `return ` (the call to area), in `text`."""
+    start = text.index("return ") + len("return ")
+    end = text.index("\n", start)
     return holes.Hole(
         id="rest-01",
         kind="rest",
         path="report.py",
         start=start,
         end=end,
-        line=REPORT.count("\n", 0, start),
-        expected=REPORT[start:end],
-        sha256=holes.sha256(REPORT),
+        line=text.count("\n", 0, start),
+        expected=text[start:end],
+        sha256=holes.sha256(text),
     )
 
 
@@ -362,18 +362,7 @@ def test_a_moved_mode_asks_at_another_place_then_the_hole_as_the_editor_does(
     text = "".join(f"value_{n} = {n}\n" for n in range(100)) + REPORT
     path = tmp_path / "report.py"
     path.write_text(text)
-    start = text.index("return ") + len("return ")
-    end = text.index("\n", start)
-    hole = holes.Hole(
-        id="rest-01",
-        kind="rest",
-        path="report.py",
-        start=start,
-        end=end,
-        line=text.count("\n", 0, start),
-        expected=text[start:end],
-        sha256=holes.sha256(text),
-    )
+    hole = report_hole(text)
     mode = complete_runner.Mode.parse("tiny", "fim+moved", 1024)
     assert mode.label == "tiny fim+moved 1024" and mode.moved and not mode.typed
     engine = Recording(TransformersEngine(str(tiny_fim_model), dtype="float32"))

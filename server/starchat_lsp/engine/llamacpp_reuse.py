@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from starchat_lsp.engine.llamacpp_shift import READ_AGAIN, free_sequence
+from starchat_lsp.engine.llamacpp_shift import READ_AGAIN, Run, free_sequence
 
 # A run shorter than this (after READ_AGAIN) is read again: moving it saves too little.
 MIN_KEPT = 32
@@ -38,19 +38,6 @@ GRAM = 8  # runs are found by their first GRAM tokens
 # 2 of 3 passing bodies (seed 0); with these sizes it kept them, for about 0.7 s more on 2 cores.
 FRESH_BEFORE = 64
 FRESH_AFTER = 32
-
-
-@dataclass(frozen=True)
-class Run:
-    """cached[start:start+count] is tokens[to:to+count]: its cells move by `to - start`."""
-
-    start: int
-    to: int
-    count: int
-
-    @property
-    def shift(self) -> int:
-        return self.to - self.start
 
 
 def plan(

@@ -36,11 +36,9 @@ READ_AGAIN = 4
 
 
 @dataclass(frozen=True)
-class Move:
-    """Keep `kept` tokens in place; read tokens[kept:to]; move cached[start:start+count] to `to`
-    (by 0 where the middle read has as many tokens as the one it replaces)."""
+class Run:
+    """cached[start:start+count] is tokens[to:to+count]: its cells move by `to - start`."""
 
-    kept: int
     start: int
     to: int
     count: int
@@ -48,6 +46,14 @@ class Move:
     @property
     def shift(self) -> int:
         return self.to - self.start
+
+
+@dataclass(frozen=True, kw_only=True)
+class Move(Run):
+    """Keep `kept` tokens in place; read tokens[kept:to]; move cached[start:start+count] to `to`
+    (by 0 where the middle read has as many tokens as the one it replaces)."""
+
+    kept: int
 
 
 def plan(cached: Sequence[int], tokens: Sequence[int], kept: int) -> Move | None:
