@@ -753,7 +753,7 @@ class LlamaCppEngine:
                 move = llamacpp_shift.plan(cached, tokens, shared)
             if move is None:  # at another place: what the last one's window shares with it
                 fresh = llamacpp_reuse.near_cursor(tokens, self._suffix_token(llama))
-                runs = llamacpp_reuse.plan(stash.cached(llama), tokens, shared, fresh)
+                runs = llamacpp_reuse.plan(stash.cached(cached), tokens, shared, fresh)
         if not runs:
             stash.drop(llama)
         # Keep the shared prefix, drop the rest (what Llama.generate does for a prefix match);

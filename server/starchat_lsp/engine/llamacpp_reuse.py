@@ -70,8 +70,9 @@ def plan(
         # a run ends before the first fresh position after it
         limit = min(end, fresh[0]) if index < fresh[0] else end
         best_start, best_count = -1, 0
-        for start in starts.get(tuple(tokens[index : index + GRAM]), ()):
-            if start < floor or index + GRAM > limit:
+        found = starts.get(tuple(tokens[index : index + GRAM]), ()) if index + GRAM <= limit else ()
+        for start in found:
+            if start < floor:
                 continue
             count = GRAM
             while (
@@ -99,7 +100,7 @@ def near_cursor(tokens: Sequence[int], marker: int | None) -> tuple[int, int]:
     (0, 0) where the prompt has no marker."""
     if marker is None or marker not in tokens:
         return (0, 0)
-    at = list(tokens).index(marker)
+    at = tokens.index(marker)
     return (max(at - FRESH_BEFORE, 0), at + FRESH_AFTER)
 
 
@@ -111,9 +112,9 @@ class Stash:
     sequence: int = -1
     tokens: dict[int, int] = field(default_factory=dict)
 
-    def cached(self, llama: Any) -> list[int | None]:
-        """What sequence 0 holds, then the held runs at their positions: for `plan`."""
-        held = [int(t) for t in llama.input_ids[: llama.n_tokens]]
+    def cached(self, held: list[int]) -> list[int | None]:
+        """What sequence 0 holds (`held`, its tokens), then the held runs at their positions:
+        for `plan`."""
         if not self.tokens:
             return list(held)
         view: list[int | None] = [*held, *([None] * (max(self.tokens) + 1 - len(held)))]
