@@ -62,6 +62,23 @@ NAMES = ["moving_average", "strip_scheme"]
             "assert moving_average([5], 1) == [5.0]",
             "expects",
         ),
+        (  # a generator's items, as the user saw them
+            "`list(moving_average([1, 2], 1))` returns `[1.0]` instead of `[1.0, 2.0]`.",
+            "assert list(moving_average([1, 2], 1)) == [1.0, 2.0]",
+            "expects",
+        ),
+        (
+            "`sorted(moving_average([3, 1], 1), key=abs)` raises `TypeError: bad operand`",
+            "sorted(moving_average([3, 1], 1), key=abs)",
+            "runs",
+        ),
+        (  # the error first, then the call; "not" inside the error message is not the user's
+            "I get `TypeError: 'NoneType' object is not iterable` when I call "
+            "`list(moving_average([], 2))`. Any idea?",
+            "list(moving_average([], 2))",
+            "runs",
+        ),
+        ("I get an error when calling moving_average([], 2)", "moving_average([], 2)", "runs"),
     ],
 )
 def test_examples_in_the_users_words(note: str, code: str, kind: str) -> None:
@@ -77,6 +94,10 @@ def test_examples_in_the_users_words(note: str, code: str, kind: str) -> None:
         "moving_average([1, 2) gives 3 instead of 4",  # the call does not parse
         "moving_average(x) gives what I typed instead of the mean",  # no literal
         "average(moving_average(x)) gives 3 instead of 4",  # an inner call: not the whole claim
+        "print(moving_average([1], 1)) gives 3 instead of 4",  # print hands nothing on
+        "It should raise ValueError when I call moving_average([], 0)",  # an error wanted
+        "I don't get an error when I call moving_average([1], 1)",  # no error
+        "There is no exception, but moving_average([1], 1) looks odd",  # the call is later
     ],
 )
 def test_no_check_without_a_valid_call_and_value(note: str) -> None:

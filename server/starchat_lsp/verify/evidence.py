@@ -36,6 +36,25 @@ _ACTUAL = r"(?:gives|returns|outputs|prints|yields|produces|is|==|->|=>|=|(?:I |
 _EXPECTED = r"(?:instead of|rather than|(?:but |and |when )?(?:it |that |the (?:result|answer|output) )?should (?:be|give|return|have been)|(?:but |while |when )?I (?:expected|expect|wanted|want|would expect|'d expect)|(?:but )?expected)"  # noqa: E501
 _SHOULD = r"(?:should (?:return|give|be|equal|output)|must (?:return|give|be)|is expected to (?:return|be)|expected|==|->|=>)"  # noqa: E501
 _CRASH = r"(?:crashes|raises|throws|fails|errors|blows up|hangs|gives (?:me )?(?:this |an |the )?(?:error|exception))"  # noqa: E501
+# Builtins that hand on what the call gave (`list(f(x))` is f's items): the claim is theirs.
+_CONSUMERS = {
+    "list", "tuple", "set", "frozenset", "dict", "sorted", "next", "sum", "len", "min", "max",
+    "any", "all", "str", "repr", "bool", "int", "float",
+}  # fmt: skip
+# "I get `TypeError: ...` when I call f(x)": an error, then the call, in one sentence...
+_ERROR_WORD = re.compile(
+    r"\b(?:[A-Z]\w*(?:Error|Exception)|errors?|exceptions?|traceback|crash(?:es)?)\b",
+    re.IGNORECASE,
+)
+_THEN_CALL = re.compile(
+    r"\b(?:when|whenever|if|after|on|for|from|calling|call|run|running)\b[^.?!]*$",
+    re.IGNORECASE,
+)
+# ... unless, before the error, the user says they want one or there is none (what the error
+# message says after it, "is not iterable", is not theirs).
+_NO_ERROR = re.compile(
+    r"\b(?:should|must|expect\w*|want\w*|supposed|not|never|no)\b|n't", re.IGNORECASE
+)
 _CONTRAST = re.compile(r"\b(?:but|yet|however|instead)\b", re.IGNORECASE)
 
 
@@ -92,9 +111,33 @@ def _calls(text: str, names: list[str]) -> Iterator[tuple[str, int, int]]:
             end = _closing_paren(text, match.end() - 1)
             if end is None:
                 continue
-            source = text[match.start() : end]
-            if _is_call_of(source, names):
-                yield source, match.start(), end
+            source, start = text[match.start() : end], match.start()
+            if not _is_call_of(source, names):
+                continue
+            # `list(f(x))`: a generator's or an iterator's result is what the user saw
+            while (outer := _consumer_around(text, start, end)) is not None:
+                source, start, end = outer
+            yield source, start, end
+
+
+def _consumer_around(text: str, start: int, end: int) -> tuple[str, int, int] | None:
+    """`list(...)`, `sorted(..., key=len)` and the like around text[start:end], if any."""
+    before = re.search(r"(?<![\w.])([A-Za-z_]\w*)\($", text[max(0, start - 20) : start])
+    if before is None or before.group(1) not in _CONSUMERS:
+        return None
+    opening = start - 1
+    closing = _closing_paren(text, opening)
+    if closing is None or closing < end:
+        return None
+    outer = opening - len(before.group(1))
+    source = text[outer:closing]
+    try:
+        call = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return None
+    inner = ast.unparse(ast.parse(text[start:end], mode="eval").body)
+    wraps = isinstance(call, ast.Call) and bool(call.args) and ast.unparse(call.args[0]) == inner
+    return (source, outer, closing) if wraps else None
 
 
 def _closing_paren(text: str, opening: int) -> int | None:
@@ -159,9 +202,20 @@ def from_text(text: str, names: list[str], source: str) -> list[Check]:
         sentence_start = max(text.rfind(".", 0, start), text.rfind("\n", 0, start), 0)
         contrasted = bool(_CONTRAST.search(text[sentence_start:start]))
         check = _check_after(call, after, contrasted, source)
+        if check is None and _error_before(text, start):
+            check = Check(call, source, "runs")
         if check is not None:
             checks.append(check)
     return checks
+
+
+def _error_before(text: str, start: int) -> bool:
+    """The call's line says, before it, that an error comes of it."""
+    line = text[text.rfind("\n", 0, start) + 1 : start]
+    error = _ERROR_WORD.search(line)
+    if error is None or _NO_ERROR.search(line[: error.start()]):
+        return False
+    return bool(_THEN_CALL.search(line[error.end() :]))
 
 
 def _check_after(call: str, after: str, contrasted: bool, source: str) -> Check | None:
