@@ -47,3 +47,30 @@ async def test_a_run_cancelled_before_its_thread_starts_is_not_counted_as_runnin
     assert await first == "first"
     await asyncio.sleep(0.1)  # the thread may still pick the cancelled one up: it must not run it
     assert host.active == 0 and ran == []
+
+
+async def test_a_run_that_yields_is_stopped_by_any_run_after_it() -> None:
+    host = ModelHost(create=lambda settings, notify: ScriptedEngine(["x"]))
+    host.configure(EngineSettings(model="scripted"), Quiet())
+    started = threading.Event()
+
+    def until_cancelled(engine: object, flag: CancelFlag) -> str:
+        stop = threading.Event()
+        flag.on_cancel(stop.set)
+        started.set()
+        return "stopped" if stop.wait(10) else "ran out"
+
+    yielding = asyncio.create_task(host.run(until_cancelled, yields=True))
+    await asyncio.to_thread(started.wait, 10)
+    assert not yielding.done()
+    assert await host.run(lambda engine, flag: "after") == "after"
+    assert await yielding == "stopped"
+    # one that does not yield is not stopped by the next
+    started.clear()
+    plain_flag = CancelFlag()
+    plain = asyncio.create_task(host.run(until_cancelled, plain_flag))
+    await asyncio.to_thread(started.wait, 10)
+    assert await host.run(lambda engine, flag: "beside") == "beside"
+    assert not plain_flag.cancelled
+    plain_flag.cancel()
+    assert await plain == "stopped"

@@ -314,3 +314,47 @@ async def test_columns_are_in_the_negotiated_units(utf8: StarchatTestClient) -> 
     edit = result.items[0].text_edit
     assert isinstance(edit, types.TextEdit) and edit.range.end == end
     assert edit.range.start.character == len('note "😀é" = '.encode())  # bytes
+
+
+def prefetch(client: StarchatTestClient, uri: str, position: types.Position | None) -> None:
+    place: dict[str, Any] = {"textDocument": {"uri": uri}}
+    if position is not None:
+        place["position"] = {"line": position.line, "character": position.character}
+    client.protocol.notify("starchat/prefetch", place)
+
+
+async def test_a_prefetch_reads_a_place_before_its_first_completion(
+    fim: StarchatTestClient,
+) -> None:
+    items = [f"- item {i}\n" for i in range(30)]
+    text = "shopping list\n" + "".join(items[:15]) + "\n" + "".join(items[15:])
+    open_document(fim, NOTES, text)
+    place = types.Position(line=16, character=0)  # the empty line amid the items
+    prefetch(fim, NOTES, place)
+    polls = itertools.count()
+
+    async def prefetched() -> bool:
+        report = await status(fim, f"p{next(polls)}")
+        return bool(report.completion.model_runs == 1 and report.running == 0)
+
+    await eventually(prefetched, "the prefetch's model run")
+    await inline(fim, NOTES, place)  # the first key at the place
+    runs = (await status(fim, "p-done")).completion.recent_runs
+    assert [run.prefetch for run in runs] == [True, False]
+    # the completion found the place's text in the model's cache: it read a few tokens only
+    assert runs[1].reused_tokens >= runs[1].tokens_in - 8, runs[1]
+
+
+async def test_a_prefetch_can_be_turned_off_and_a_malformed_one_is_ignored(
+    fim: StarchatTestClient, tiny_fim_model: Path
+) -> None:
+    text = "shopping list\n\n"
+    open_document(fim, NOTES, text)
+    prefetch(fim, NOTES, None)  # no position: logged, no reply, nothing runs
+    fim.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=options(tiny_fim_model, prefetch=False))
+    )
+    prefetch(fim, NOTES, end_of(text))
+    await asyncio.sleep(0.5)  # the debounce is 0: a prefetch would have run by now
+    assert (await status(fim, "off")).generations == 0
+    assert await inline(fim, NOTES, end_of(text))  # the server still completes

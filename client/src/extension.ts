@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { ChatView } from './chatView';
 import { chatHandlers, registerCommands } from './commands';
+import { CursorRest, PREFETCH } from './cursorRest';
 import { Generations } from './generation';
 import { onPythonChange, Server } from './server';
 import { needsRestart } from './settings';
@@ -18,8 +19,30 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const ctx = { server, generations, chat: undefined as unknown as ChatView };
   ctx.chat = new ChatView(context.extensionUri, chatHandlers(ctx));
   const current = server;
+  // The server reads a new place's text while the user looks at it (completion.prefetch).
+  const rest = new CursorRest((place) => {
+    void current.current
+      ?.sendNotification(PREFETCH, {
+        textDocument: { uri: place.uri },
+        position: { line: place.line, character: place.character },
+      })
+      .catch(() => undefined); // the server went away meanwhile: nothing to read for
+  });
 
   context.subscriptions.push(
+    rest,
+    vscode.workspace.onDidChangeTextDocument((event) => {
+      if (event.contentChanges.length > 0) {
+        rest.edit(event.document.uri.toString());
+      }
+    }),
+    vscode.window.onDidChangeTextEditorSelection((event) => {
+      const selection = event.selections[0];
+      if (selection !== undefined && event.selections.length === 1) {
+        const { line, character } = selection.active;
+        rest.moved({ uri: event.textEditor.document.uri.toString(), line, character }, selection.isEmpty);
+      }
+    }),
     output,
     current,
     generations,

@@ -27,6 +27,7 @@ export interface ServerSettings {
     max_new_tokens: number;
     max_context_tokens: number;
     other_files: boolean;
+    prefetch: boolean;
   };
   diagnostics: { enabled: boolean };
   verify: { enabled: boolean; candidates: number; time_budget_s: number };
@@ -54,6 +55,7 @@ export const SERVER_KEYS: { [S in keyof ServerSettings]: (keyof ServerSettings[S
     'model',
     'debounce_ms', 'max_new_tokens', 'max_context_tokens',
     'other_files',
+    'prefetch',
   ],
   diagnostics: ['enabled'],
   verify: ['enabled', 'candidates', 'time_budget_s'],

@@ -53,6 +53,7 @@ test('the defaults give the server shape of docs/protocol.md', () => {
     max_new_tokens: 128,
     max_context_tokens: 1024,
     other_files: false,
+    prefetch: true,
   });
   assert.deepEqual(settings.diagnostics, { enabled: true });
   assert.deepEqual(settings.verify, { enabled: true, candidates: 2, time_budget_s: 0 });

@@ -52,6 +52,7 @@ class ModelHost:
         self.runs = 0  # generations started: how often the model was asked for anything
         self._active = 0  # runs whose work has not returned yet (a cancelled one until it stops)
         self._active_lock = threading.Lock()
+        self._yielding: set[CancelFlag] = set()  # runs that any later run stops (event loop's)
 
     @property
     def settings(self) -> EngineSettings | None:
@@ -136,14 +137,23 @@ class ModelHost:
                 return engine
 
     async def run(
-        self, work: Callable[[Engine, CancelFlag], T], flag: CancelFlag | None = None
+        self,
+        work: Callable[[Engine, CancelFlag], T],
+        flag: CancelFlag | None = None,
+        *,
+        yields: bool = False,
     ) -> T:
         """Run `work` on a thread with the engine; a cancelled caller stops it within a token.
 
         Setting `flag` (for example when a newer request supersedes this one) stops it too.
+        A run that `yields` (work nobody waits for) is stopped by any run started after it.
         """
         engine = await self.engine()
         flag = flag or CancelFlag()
+        for earlier in self._yielding:
+            earlier.cancel()
+        if yields:
+            self._yielding.add(flag)
         self.runs += 1
         with self._active_lock:
             self._active += 1
@@ -158,6 +168,8 @@ class ModelHost:
             if start.acquire(blocking=False):
                 self._done()
             raise
+        finally:
+            self._yielding.discard(flag)
 
     @property
     def active(self) -> int:

@@ -62,6 +62,9 @@ class CompletionOptions:
     # definitions from other workspace files that the cursor's code uses, ahead of the text
     # (up to a quarter of max_context_tokens); off until `eval complete` shows it helps
     other_files: bool = False
+    # read the text around where the cursor comes to rest before the user types there
+    # (editors that send starchat/prefetch: the VS Code extension does)
+    prefetch: bool = True
 
 
 @dataclass(kw_only=True)

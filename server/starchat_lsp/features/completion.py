@@ -11,15 +11,18 @@ import logging
 import re
 import threading
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from starchat_lsp import completion
+from starchat_lsp.context import syntax
 from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult
 from starchat_lsp.errors import EngineError
 from starchat_lsp.features.assist_jobs import workspace_folder
+from starchat_lsp.features.assist_requests import plain
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -45,6 +48,10 @@ class LatestPerDocument:
         flag = self._flags[uri] = CancelFlag()
         return flag
 
+    def pending(self, uri: str) -> bool:
+        """A completion for the document waits for its debounce or runs."""
+        return uri in self._flags
+
     def is_current(self, uri: str, flag: CancelFlag) -> bool:
         return self._flags.get(uri) is flag
 
@@ -62,10 +69,10 @@ class RecentRuns:
         self._runs: deque[dict[str, object]] = deque(maxlen=size)
         self._lock = threading.Lock()  # added to on the model's threads
 
-    def add(self, result: GenerationResult) -> None:
+    def add(self, result: GenerationResult, *, prefetch: bool = False) -> None:
         with self._lock:
             self.count += 1
-            self._runs.append({"run": self.count, **result.as_dict()})
+            self._runs.append({"run": self.count, "prefetch": prefetch, **result.as_dict()})
 
     def recent(self) -> list[dict[str, object]]:
         with self._lock:
@@ -88,7 +95,6 @@ async def completion_at(
         return None
     # other files change the prompt: their answers are not those asked without them
     model = server.settings.model.name + (" +files" if options.other_files else "")
-    workspace = workspace_folder(server, document.path) if options.other_files else None
     prefix, suffix = text[:offset], text[offset:]
     cached = server.completion_cache.get(model, prefix, suffix)
     if cached is not None:
@@ -99,36 +105,10 @@ async def completion_at(
         await asyncio.sleep(options.debounce_ms / 1000)
         if not server.latest_completions.is_current(uri, flag):
             return None  # the user typed on: a newer request asks instead
-
-        def work(engine: Engine, flag: CancelFlag) -> completion.Completion:
-            answer = completion.complete(
-                engine,
-                text,
-                offset,
-                language=language,
-                path=document.path,
-                scope=scope,
-                max_new_tokens=options.max_new_tokens,
-                max_context_tokens=options.max_context_tokens,
-                flag=flag,
-                system_prompt=server.settings.generation.system_prompt or None,
-                workspace=workspace,
-                other_files=options.other_files,
-            )
-            # here, not after the await: a request cancelled meanwhile still ran the model
-            server.completion_runs.add(answer.result)
-            return answer
-
-        try:
-            answer = await server.host.run(work, flag)
-        except EngineError as error:
-            # Completion asks on every pause in typing: a failure (the model did not load, the
-            # team server is down) is logged, not thrown at the user at each keystroke. The
-            # load failure was shown once already; feedback and chat report theirs.
-            log.info("no completion: %s", error)
-            return None
+        place = _Place(document, text, offset, language, scope)
+        answer = await _ask(server, place, options.max_new_tokens, flag)
         superseded = not server.latest_completions.is_current(uri, flag)
-        if superseded or not answer.finished:
+        if answer is None or superseded or not answer.finished:
             return None
         server.completion_cache.put(model, prefix, suffix, answer.text)
         if document.version != version or not answer.text:
@@ -136,6 +116,88 @@ async def completion_at(
         return document, answer.text
     finally:
         server.latest_completions.finish(uri, flag)
+
+
+async def prefetch_at(server: StarchatServer, uri: str, position: types.Position) -> bool:
+    """Read the text around a place the cursor came to, before the user types there.
+
+    A new place costs the model a read of its window (seconds on a CPU); done while the user
+    looks, the first keys there find it in the KV cache (the engine keeps what two windows
+    share). The model's answer (one token) is dropped. It never goes ahead of other work:
+    nothing starts while the model is busy or a completion for the document is pending, and
+    any model run asked after it (a key's completion, a chat) stops it, within a slice of its
+    read; what it read stays. True when it ran.
+    """
+    options = server.settings.completion
+    if not (options.enabled and options.prefetch) or uri not in server.workspace.text_documents:
+        return False
+    if server.host.active or server.latest_completions.pending(uri):
+        return False
+    flag = server.latest_completions.start(uri)
+    try:
+        await asyncio.sleep(options.debounce_ms / 1000)  # the cursor comes to rest
+        if not server.latest_completions.is_current(uri, flag) or server.host.active:
+            return False
+        document = server.workspace.get_text_document(uri)
+        text = document.source
+        offset = min(document.offset_at_position(position), len(text))
+        language = syntax.language_for_path(document.path) if document.path else None
+        # the window does not depend on the scope: a line's prompt, one token
+        place = _Place(document, text, offset, language, Scope.LINE)
+        return await _ask(server, place, 1, flag, prefetch=True) is not None
+    finally:
+        server.latest_completions.finish(uri, flag)
+
+
+@dataclass(frozen=True)
+class _Place:
+    document: TextDocument
+    text: str
+    offset: int
+    language: str | None
+    scope: Scope
+
+
+async def _ask(
+    server: StarchatServer,
+    place: _Place,
+    max_new_tokens: int,
+    flag: CancelFlag,
+    *,
+    prefetch: bool = False,
+) -> completion.Completion | None:
+    """The model's completion at the place; None (logged) when the engine fails."""
+    options = server.settings.completion
+    path = place.document.path
+    workspace = workspace_folder(server, path) if options.other_files else None
+
+    def work(engine: Engine, flag: CancelFlag) -> completion.Completion:
+        answer = completion.complete(
+            engine,
+            place.text,
+            place.offset,
+            language=place.language,
+            path=path,
+            scope=place.scope,
+            max_new_tokens=max_new_tokens,
+            max_context_tokens=options.max_context_tokens,
+            flag=flag,
+            system_prompt=server.settings.generation.system_prompt or None,
+            workspace=workspace,
+            other_files=options.other_files,
+        )
+        # here, not after the await: a request cancelled meanwhile still ran the model
+        server.completion_runs.add(answer.result, prefetch=prefetch)
+        return answer
+
+    try:
+        return await server.host.run(work, flag, yields=prefetch)
+    except EngineError as error:
+        # Completion asks on every pause in typing: a failure (the model did not load, the
+        # team server is down) is logged, not thrown at the user at each keystroke. The
+        # load failure was shown once already; feedback and chat report theirs.
+        log.info("no completion: %s", error)
+        return None
 
 
 _WORD_BEFORE = re.compile(r"\w+$")
@@ -174,7 +236,33 @@ def completion_item(
     )
 
 
+PREFETCH = "starchat/prefetch"  # a notification: {textDocument: {uri}, position}
+
+
+def _prefetch_place(params: Any) -> tuple[str, types.Position] | None:
+    """The document and position of a starchat/prefetch notification; None if malformed."""
+    params = plain(params)
+    document = params.get("textDocument") if isinstance(params, dict) else None
+    uri = document.get("uri") if isinstance(document, dict) else None
+    raw = params.get("position") if isinstance(params, dict) else None
+    numbers = [raw.get(key) for key in ("line", "character")] if isinstance(raw, dict) else []
+    valid = [
+        n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31
+    ]
+    if not isinstance(uri, str) or len(valid) != 2:
+        return None
+    return uri, types.Position(line=valid[0], character=valid[1])
+
+
 def register(server: StarchatServer) -> None:
+    @server.feature(PREFETCH)
+    async def prefetch(ls: StarchatServer, params: Any) -> None:
+        place = _prefetch_place(params)
+        if place is None:  # a notification gets no reply: the log says why
+            log.warning("%s needs {textDocument: {uri}, position: {line, character}}", PREFETCH)
+            return
+        await prefetch_at(ls, *place)
+
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     @json_rpc_errors
     async def inline(
