@@ -71,6 +71,11 @@ def parse(argv: Sequence[str] | None) -> Options:
         default="",
         help="section 9: the server's completion.model (a smaller model beside --model)",
     )
+    parser.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="section 9: completion.prefetch off (the replay still says where the cursor rests)",
+    )
     parser.add_argument("--dtype", default="auto", help="as the server's model.dtype setting")
     parser.add_argument(
         "--out", type=Path, help="folder for the results (default bench/results/...)"
@@ -79,6 +84,7 @@ def parse(argv: Sequence[str] | None) -> Options:
     quick = args.quick
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = Path(args.model).name + (f"+{args.completion_model}" if args.completion_model else "")
+    name += "-no-prefetch" if args.no_prefetch else ""
     return Options(
         model=args.model,
         quick=quick,
@@ -93,6 +99,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         worker_backends=tuple(args.worker_backends or ()),
         edits=args.edits or (2 if quick else 12),
         completion_model=args.completion_model,
+        prefetch=not args.no_prefetch,
         out=args.out or REPO / "bench" / "results" / f"{stamp}-{name}{'-quick' if quick else ''}",
     )
 

@@ -39,6 +39,7 @@ class Options:
     worker_backends: tuple[str, ...]  # section 8's backends; empty: what the model allows
     edits: int  # lines retyped in the keystroke replay (section 9)
     completion_model: str  # section 9: completion.model (empty: the model completes)
+    prefetch: bool = True  # section 9: completion.prefetch (the replay says where the cursor rests)
     out: Path
 
 

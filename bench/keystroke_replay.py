@@ -19,6 +19,7 @@ from typing import Any
 from bench.harness import RawLspClient
 
 PAUSE_S = 1.0  # a gap this long before the next key is a pause: the user waits for a suggestion
+REST_S = 0.4  # the VS Code extension's wait for a cursor to rest before starchat/prefetch
 NEXT_REACH = 8  # the next line typed at a place is at most this many lines below it
 HANG_S = 600.0  # only a hung server takes this long to answer (a completion behind a chat can)
 COMPOUND = (
@@ -133,6 +134,11 @@ def gaps(count: int, seed: int) -> list[float]:
     return found
 
 
+def look(seed: int) -> float:
+    """Seconds the cursor rests at a place before the user deletes there: 0.5-2 s."""
+    return random.Random(seed).uniform(0.5, 2.0)
+
+
 def utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -148,10 +154,22 @@ class Typist:
         client.open(uri, text, self.version)
 
     def retype(self, edit: Edit, seed: int, busy: Callable[[], bool] = lambda: False) -> list[Key]:
-        """Delete the rest of the line at `edit`, type it back; every key's request answered."""
+        """The cursor comes to the place and rests there (`look`), as the VS Code extension says
+        with starchat/prefetch; then the rest of the line is deleted and typed back, every key's
+        request answered."""
         line = self.lines[edit.line]
         assert line[edit.column :] == edit.rest, (line, edit)
         head = line[: edit.column]
+        resting = look(seed)
+        time.sleep(REST_S)
+        self.client.notify(
+            "starchat/prefetch",
+            {
+                "textDocument": {"uri": self.uri},
+                "position": {"line": edit.line, "character": utf16(head)},
+            },
+        )
+        time.sleep(resting - REST_S)
         steps = [("", "")] + [
             (edit.rest[:n], edit.rest[n - 1]) for n in range(1, 1 + len(edit.rest))
         ]

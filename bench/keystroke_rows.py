@@ -24,9 +24,12 @@ class Scenario:
     first_runs: set[int] = field(default_factory=set)  # the first run at each place
     cache_hits: int = 0  # the server's count
     missing_runs: int = 0  # runs that had left status's list before it was read
+    prefetches: list[dict[str, Any]] = field(default_factory=list)  # starchat/prefetch's runs
 
     def add(self, outcomes: list[Outcome], runs: list[dict[str, Any]], missing: int) -> None:
         self.outcomes += outcomes
+        self.prefetches += [r for r in runs if r.get("prefetch")]
+        runs = [r for r in runs if not r.get("prefetch")]
         self.runs += runs
         self.missing_runs += missing
         if runs:
@@ -106,6 +109,15 @@ def reuse_rows(section: Section, label: str, scenario: Scenario) -> None:
     model_s = sum(r["total_s"] for r in scenario.runs)
     lost = f"; {scenario.missing_runs} not read" if scenario.missing_runs else ""
     prompt = statistics.median(r["tokens_in"] for r in scenario.runs) if scenario.runs else 0
+    fetched = scenario.prefetches
+    section.add(
+        Row(
+            f"{label}: prefetch runs while the cursor rested, before the first key",
+            f"{len(fetched)} ({sum(r['stop_reason'] == 'cancelled' for r in fetched)} stopped "
+            f"by the first key), {sum(r['total_s'] for r in fetched):.2f} s of model time; "
+            f"reused: {_reuse(fetched)}",
+        )
+    )
     section.add(
         Row(
             f"{label}: completion model runs",

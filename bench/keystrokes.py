@@ -18,6 +18,7 @@ from bench.keystroke_replay import (
     HANG_S,
     NEXT_REACH,
     PAUSE_S,
+    REST_S,
     Edit,
     Typist,
     next_lines,
@@ -107,7 +108,11 @@ def run(bench: Bench) -> Section:
         },
         "generation": {"max_new_tokens": chat_tokens},
         # debounce and cache as configured
-        "completion": {"max_context_tokens": WINDOW, "model": bench.options.completion_model},
+        "completion": {
+            "max_context_tokens": WINDOW,
+            "model": bench.options.completion_model,
+            "prefetch": bench.options.prefetch,
+        },
         "verify": {"enabled": False},
     }
     alone, beside, near = Scenario(), Scenario(), Scenario()
@@ -198,6 +203,10 @@ def _notes(
         "suggestion is shown when a non-empty answer arrives before the next key; the latency "
         "runs from the key to that answer. One from the cache: answered faster than the "
         "debounce (the model's path waits the debounce first)",
+        "before each place's deletion the cursor rests there 0.5-2 s (seeded); after "
+        f"{REST_S * 1000:.0f} ms of it the replay sends starchat/prefetch for the place, as the "
+        "VS Code extension does; completion.prefetch "
+        + ("on: the server reads the window there meanwhile" if bench.options.prefetch else "off"),
         f"a pause: {PAUSE_S:.0f} s or more to the next key. A line's last key is none: the "
         "line is whole again and nothing is left to suggest (the replay waits for its answer)",
         "reuse: prompt tokens whose KV cache the engine kept from the run before "

@@ -85,6 +85,10 @@ def test_quick_bench_runs_every_section_and_writes_the_report(
         ):
             assert f"{scenario}: {measure}" in measures, measures
     assert "during a chat: the chat's answer (greedy) vs the same chat alone" in measures
+    # Where the cursor rested before a place's first key, the server read the place.
+    rows = {row["measure"]: row for row in by_key["keystrokes"]["rows"]}
+    fetched = rows["typing: prefetch runs while the cursor rested, before the first key"]
+    assert int(fetched["ours"].split()[0]) > 0, fetched
     assert "during a chat: the chat's extra time vs the completion runs done inside it" in measures
 
 
