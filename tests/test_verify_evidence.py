@@ -79,6 +79,11 @@ NAMES = ["moving_average", "strip_scheme"]
             "runs",
         ),
         ("I get an error when calling moving_average([], 2)", "moving_average([], 2)", "runs"),
+        (
+            "When I call `moving_average([], 2)` I get `ZeroDivisionError: division by zero`.",
+            "moving_average([], 2)",
+            "runs",
+        ),
     ],
 )
 def test_examples_in_the_users_words(note: str, code: str, kind: str) -> None:
@@ -98,6 +103,7 @@ def test_examples_in_the_users_words(note: str, code: str, kind: str) -> None:
         "It should raise ValueError when I call moving_average([], 0)",  # an error wanted
         "I don't get an error when I call moving_average([1], 1)",  # no error
         "There is no exception, but moving_average([1], 1) looks odd",  # the call is later
+        "When I call moving_average([1], 1) I get no error, but nothing comes out",
     ],
 )
 def test_no_check_without_a_valid_call_and_value(note: str) -> None:

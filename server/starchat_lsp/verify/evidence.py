@@ -55,6 +55,12 @@ _THEN_CALL = re.compile(
 _NO_ERROR = re.compile(
     r"\b(?:should|must|expect\w*|want\w*|supposed|not|never|no)\b|n't", re.IGNORECASE
 )
+# "When I call f(x) I get `TypeError: ...`": the call, then the error.
+_GOT_ERROR = re.compile(
+    r"[\s,]*(?:I|we) (?:get|got|see|saw|am getting|keep getting) (?:an? |this |the )?[`'\"]?"
+    r"(?:[A-Z]\w*(?:Error|Exception)|errors?|exceptions?|traceback)\b",
+    re.IGNORECASE,
+)
 _CONTRAST = re.compile(r"\b(?:but|yet|however|instead)\b", re.IGNORECASE)
 
 
@@ -241,7 +247,7 @@ def _check_after(call: str, after: str, contrasted: bool, source: str) -> Check 
         right = _literal_at(after[should.end() :])
         if right is not None:
             return Check(f"assert {call} == {right[0]}", source, "expects")
-    if re.match(rf"\s*(?:it )?{_CRASH}\b", after, re.IGNORECASE):
+    if re.match(rf"\s*(?:it )?{_CRASH}\b", after, re.IGNORECASE) or _GOT_ERROR.match(after):
         return Check(call, source, "runs")
     return None
 
