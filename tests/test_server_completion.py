@@ -358,3 +358,16 @@ async def test_a_prefetch_can_be_turned_off_and_a_malformed_one_is_ignored(
     await asyncio.sleep(0.5)  # the debounce is 0: a prefetch would have run by now
     assert (await status(fim, "off")).generations == 0
     assert await inline(fim, NOTES, end_of(text))  # the server still completes
+
+
+async def test_a_key_during_a_prefetchs_wait_stops_it_without_a_supersede(
+    slow: StarchatTestClient,
+) -> None:
+    text = "shopping list\n\nmore\n"
+    open_document(slow, NOTES, text)
+    prefetch(slow, NOTES, types.Position(line=1, character=0))  # waits the 1 s debounce
+    await asyncio.sleep(0.1)
+    await inline(slow, NOTES, types.Position(line=2, character=4))  # one line: quick
+    report = await status(slow, "k1")
+    assert [run.prefetch for run in report.completion.recent_runs] == [False]
+    assert report.completion.superseded == 0  # a prefetch is no request

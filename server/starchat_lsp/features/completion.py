@@ -38,14 +38,17 @@ class LatestPerDocument:
 
     def __init__(self) -> None:
         self._flags: dict[str, CancelFlag] = {}
+        self._prefetches: set[CancelFlag] = set()  # not a request: stopping one is no supersede
         self.superseded = 0
 
-    def start(self, uri: str) -> CancelFlag:
+    def start(self, uri: str, *, prefetch: bool = False) -> CancelFlag:
         older = self._flags.get(uri)
         if older is not None:
             older.cancel()
-            self.superseded += 1
+            self.superseded += older not in self._prefetches
         flag = self._flags[uri] = CancelFlag()
+        if prefetch:
+            self._prefetches.add(flag)
         return flag
 
     def pending(self, uri: str) -> bool:
@@ -56,6 +59,7 @@ class LatestPerDocument:
         return self._flags.get(uri) is flag
 
     def finish(self, uri: str, flag: CancelFlag) -> None:
+        self._prefetches.discard(flag)
         if self._flags.get(uri) is flag:
             del self._flags[uri]
 
@@ -133,7 +137,7 @@ async def prefetch_at(server: StarchatServer, uri: str, position: types.Position
         return False
     if server.host.active or server.latest_completions.pending(uri):
         return False
-    flag = server.latest_completions.start(uri)
+    flag = server.latest_completions.start(uri, prefetch=True)
     try:
         await asyncio.sleep(options.debounce_ms / 1000)  # the cursor comes to rest
         if not server.latest_completions.is_current(uri, flag) or server.host.active:
