@@ -76,6 +76,14 @@ def parse(argv: Sequence[str] | None) -> Options:
         action="store_true",
         help="section 9: completion.prefetch off (the replay still says where the cursor rests)",
     )
+    parser.add_argument(
+        "--look",
+        nargs=2,
+        type=float,
+        default=(0.5, 2.0),
+        metavar=("MIN", "MAX"),
+        help="section 9: seconds the cursor rests at a place before the edit (default 0.5 2)",
+    )
     parser.add_argument("--dtype", default="auto", help="as the server's model.dtype setting")
     parser.add_argument(
         "--out", type=Path, help="folder for the results (default bench/results/...)"
@@ -85,6 +93,7 @@ def parse(argv: Sequence[str] | None) -> Options:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = Path(args.model).name + (f"+{args.completion_model}" if args.completion_model else "")
     name += "-no-prefetch" if args.no_prefetch else ""
+    name += f"-look{args.look[0]:g}-{args.look[1]:g}" if tuple(args.look) != (0.5, 2.0) else ""
     return Options(
         model=args.model,
         quick=quick,
@@ -100,6 +109,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         edits=args.edits or (2 if quick else 12),
         completion_model=args.completion_model,
         prefetch=not args.no_prefetch,
+        look=(args.look[0], args.look[1]),
         out=args.out or REPO / "bench" / "results" / f"{stamp}-{name}{'-quick' if quick else ''}",
     )
 

@@ -40,6 +40,7 @@ class Options:
     edits: int  # lines retyped in the keystroke replay (section 9)
     completion_model: str  # section 9: completion.model (empty: the model completes)
     prefetch: bool = True  # section 9: completion.prefetch (the replay says where the cursor rests)
+    look: tuple[float, float] = (0.5, 2.0)  # section 9: seconds the cursor rests before a place
     out: Path
 
 

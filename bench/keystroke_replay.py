@@ -134,9 +134,12 @@ def gaps(count: int, seed: int) -> list[float]:
     return found
 
 
-def look(seed: int) -> float:
-    """Seconds the cursor rests at a place before the user deletes there: 0.5-2 s."""
-    return random.Random(seed).uniform(0.5, 2.0)
+LOOK_S = (0.5, 2.0)  # the cursor rests this long at a place before the user deletes there
+
+
+def look(seed: int, between: tuple[float, float] = LOOK_S) -> float:
+    """Seconds the cursor rests at a place before the user deletes there (seeded)."""
+    return random.Random(seed).uniform(*between)
 
 
 def utf16(text: str) -> int:
@@ -146,8 +149,11 @@ def utf16(text: str) -> int:
 class Typist:
     """One open document, edited key by key as VS Code sends it."""
 
-    def __init__(self, client: RawLspClient, uri: str, text: str) -> None:
+    def __init__(
+        self, client: RawLspClient, uri: str, text: str, looks: tuple[float, float] = LOOK_S
+    ) -> None:
         self.client = client
+        self.looks = looks
         self.uri = uri
         self.lines = text.split("\n")
         self.version = 1
@@ -160,7 +166,7 @@ class Typist:
         line = self.lines[edit.line]
         assert line[edit.column :] == edit.rest, (line, edit)
         head = line[: edit.column]
-        resting = look(seed)
+        resting = look(seed, self.looks)
         time.sleep(REST_S)
         self.client.notify(
             "starchat/prefetch",

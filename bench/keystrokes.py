@@ -127,7 +127,7 @@ def run(bench: Bench) -> Section:
         client.request("textDocument/inlineCompletion", warm_up, HANG_S)
         client.idle()
         log = RunLog(client)
-        typist = Typist(client, URI, source)
+        typist = Typist(client, URI, source, bench.options.look)
         for number, (edit, next_line) in enumerate(zip(edits, below, strict=True)):
             _retype(typist, log, alone, edit, SEED + number)
             if next_line is not None:  # typing on a few lines below: a warm place
@@ -136,7 +136,7 @@ def run(bench: Bench) -> Section:
         bench.log(f"keystrokes: {len(near.outcomes)} keys on the lines below them")
         chat = Chat(client)
         chats_alone = [chat.alone() for _ in range(1 if quick else 2)]
-        other = Typist(client, BESIDE_URI, BESIDE_HEADER + source)
+        other = Typist(client, BESIDE_URI, BESIDE_HEADER + source, bench.options.look)
         chats_beside: list[ChatRun] = []
         compute: list[float] = []
         for number, (edit, next_line) in enumerate(beside_pairs):
@@ -203,7 +203,8 @@ def _notes(
         "suggestion is shown when a non-empty answer arrives before the next key; the latency "
         "runs from the key to that answer. One from the cache: answered faster than the "
         "debounce (the model's path waits the debounce first)",
-        "before each place's deletion the cursor rests there 0.5-2 s (seeded); after "
+        f"before each place's deletion the cursor rests there {bench.options.look[0]:g}-"
+        f"{bench.options.look[1]:g} s (seeded); after "
         f"{REST_S * 1000:.0f} ms of it the replay sends starchat/prefetch for the place, as the "
         "VS Code extension does; completion.prefetch "
         + ("on: the server reads the window there meanwhile" if bench.options.prefetch else "off"),
