@@ -236,7 +236,9 @@ def editor_suggestion(
         types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
     )
 
-    async def run(work: Callable[[Engine, CancelFlag], Any], flag: CancelFlag) -> Any:
+    async def run(
+        work: Callable[[Engine, CancelFlag], Any], flag: CancelFlag, *, yields: bool = False
+    ) -> Any:  # ModelHost.run's signature
         return await asyncio.to_thread(work, engine, flag)  # type: ignore[arg-type]
 
     server = SimpleNamespace(
