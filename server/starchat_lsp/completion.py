@@ -42,9 +42,14 @@ class Completion:
         return self.result.stop_reason not in (StopReason.CANCELLED, StopReason.ERROR)
 
 
+def language_of(path: str | None) -> str | None:
+    """The document's language, from its file name."""
+    return syntax.language_for_path(path) if path else None
+
+
 def scope_at(text: str, offset: int, path: str | None) -> tuple[str | None, Scope]:
     """The document's language (from its file name) and how much to complete at `offset`."""
-    language = syntax.language_for_path(path) if path else None
+    language = language_of(path)
     return language, completion_scope(text, offset, language)
 
 

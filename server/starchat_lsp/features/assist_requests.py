@@ -63,24 +63,30 @@ def _field(params: Any, name: str, kind: type | tuple[type, ...], optional: bool
     return value
 
 
+def position(raw: Any) -> types.Position:
+    """An LSP position from its JSON: KeyError, TypeError or ValueError (outside 0..2**31-1)
+    when it is none."""
+    found = types.Position(line=raw["line"], character=raw["character"])
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for v in (found.line, found.character)
+    ):
+        raise TypeError
+    return found
+
+
 def _range(params: dict[str, Any]) -> types.Range:
     raw = _field(params, "range", dict)
     try:
-        points = [raw[end] for end in ("start", "end")]
-        start, end = (types.Position(line=p["line"], character=p["character"]) for p in points)
-        if not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0
-            for v in (start.line, start.character, end.line, end.character)
-        ):
-            raise TypeError
-    except (KeyError, TypeError, ValueError) as error:  # ValueError: outside 0..2**31-1
+        start, end = (position(raw[point]) for point in ("start", "end"))
+    except (KeyError, TypeError, ValueError) as error:
         raise JsonRpcInvalidParams("params.range must be {start, end} positions") from error
     if (end.line, end.character) < (start.line, start.character):
         raise JsonRpcInvalidParams("params.range ends before it starts")
     return types.Range(start=start, end=end)
 
 
-def _uri(params: dict[str, Any]) -> str:
+def document_uri(params: dict[str, Any]) -> str:
     document = _field(params, "textDocument", dict)
     return str(_field(document, "uri", str))
 
@@ -131,7 +137,7 @@ def _code_request(kind: tasks.TaskKind) -> Callable[..., Any]:
     @json_rpc_errors
     async def handle(ls: StarchatServer, params: Any) -> dict[str, Any]:
         params = plain(params)
-        uri = _uri(params)
+        uri = document_uri(params)
         selection = _range(params)
         note = _field(params, "note", str, optional=True)
         if kind is tasks.TaskKind.WRITE:  # the instruction under the cursor, not its function
@@ -199,7 +205,7 @@ async def chat(ls: StarchatServer, params: Any) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise JsonRpcInvalidParams("params must be an object")
     conversation = _conversation(params)
-    uri = _uri(params) if isinstance(params.get("textDocument"), dict) else None
+    uri = document_uri(params) if isinstance(params.get("textDocument"), dict) else None
     document = open_document(ls, uri) if uri else None
     lines = line_span(document, _range(params)) if document and params.get("range") else None
     settings = generation_settings(ls)

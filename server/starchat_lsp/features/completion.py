@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from starchat_lsp import completion
-from starchat_lsp.context import syntax
 from starchat_lsp.context.completion_scope import Scope
 from starchat_lsp.engine.base import CancelFlag, Engine, GenerationResult
 from starchat_lsp.errors import EngineError
 from starchat_lsp.features.assist_jobs import workspace_folder
-from starchat_lsp.features.assist_requests import plain
+from starchat_lsp.features.assist_requests import document_uri, plain, position
 from starchat_lsp.features.errors import json_rpc_errors
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ async def prefetch_at(server: StarchatServer, uri: str, position: types.Position
         document = server.workspace.get_text_document(uri)
         text = document.source
         offset = min(document.offset_at_position(position), len(text))
-        language = syntax.language_for_path(document.path) if document.path else None
+        language = completion.language_of(document.path)
         # the window does not depend on the scope: a line's prompt, one token
         place = _Place(document, text, offset, language, Scope.LINE)
         return await _ask(server, place, 1, flag, prefetch=True) is not None
@@ -246,16 +246,10 @@ PREFETCH = "starchat/prefetch"  # a notification: {textDocument: {uri}, position
 def _prefetch_place(params: Any) -> tuple[str, types.Position] | None:
     """The document and position of a starchat/prefetch notification; None if malformed."""
     params = plain(params)
-    document = params.get("textDocument") if isinstance(params, dict) else None
-    uri = document.get("uri") if isinstance(document, dict) else None
-    raw = params.get("position") if isinstance(params, dict) else None
-    numbers = [raw.get(key) for key in ("line", "character")] if isinstance(raw, dict) else []
-    valid = [
-        n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31
-    ]
-    if not isinstance(uri, str) or len(valid) != 2:
+    try:
+        return document_uri(params), position(params["position"])
+    except (JsonRpcInvalidParams, KeyError, TypeError, ValueError):
         return None
-    return uri, types.Position(line=valid[0], character=valid[1])
 
 
 def register(server: StarchatServer) -> None:
